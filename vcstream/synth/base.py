@@ -1,0 +1,48 @@
+"""The synthesiser contract shared by every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class SynthControls:
+    """Prosody controls; 1.0 / 0.0 mean 'as predicted'."""
+
+    speed: float = 1.0
+    pitch_shift_semitones: float = 0.0
+    energy_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class VoiceConditioning:
+    """What a synthesiser may condition on: the GE2E embedding and live pitch statistics."""
+
+    embedding: np.ndarray | None = None  # shape (256,), L2-normalised
+    log_f0_mean: float | None = None  # natural log of Hz
+    log_f0_std: float | None = None
+
+
+@runtime_checkable
+class Synthesizer(Protocol):
+    """Phonemes (symbols of the espeak-ng IPA inventory) plus voice in, log-mel chunks out.
+
+    Each yielded tensor is ``[80, n_frames]`` in the HiFi-GAN mel convention
+    (``vcstream.audio.mel``), on the synthesiser's device. Concatenated, the chunks form the
+    sentence's mel; a backend yields its first chunk as early as it can.
+    """
+
+    name: str
+    clones: bool  # False for backends that ignore the speaker embedding
+
+    def synthesize(
+        self,
+        phonemes: Sequence[str],
+        voice: VoiceConditioning,
+        controls: SynthControls,
+    ) -> Iterator[torch.Tensor]: ...
