@@ -62,6 +62,10 @@ def mel_spectrogram(audio: np.ndarray | torch.Tensor) -> torch.Tensor:
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = MelSpectrogram()
-    x = torch.as_tensor(np.asarray(audio, dtype=np.float32)) if not torch.is_tensor(audio) else audio
+    x = (
+        torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        if not torch.is_tensor(audio)
+        else audio
+    )
     with torch.inference_mode():
         return _DEFAULT(x.float())

@@ -1,0 +1,435 @@
+"""The daemon's engine: capture ─► embedder, requests ─► speech pipeline ─► paced output.
+
+Three threads, each owning its stage, connected by bounded buffers:
+
+* ``embed``: reads the capture ring, runs the incremental speaker embedder (model calls
+  happen here, never on the audio callback).
+* ``synth``: takes requests from a bounded queue (overflow policy: reject with
+  ``QueueFullError``), runs the speech pipeline, and appends audio to the output buffer
+  (overflow policy: the synthesiser waits).
+* ``pacer``: publishes one frame every ``frame_ms`` to the hub: request audio, or
+  flagged silence when synthesis is behind or idle, so listeners never see a stall.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vcstream.capture import CaptureSource
+from vcstream.config import Config
+from vcstream.errors import InputError, QueueFullError, VcstreamError
+from vcstream.hub import AudioFrame, Event, Hub
+from vcstream.metrics import Metrics
+from vcstream.outbuf import OutputBuffer
+from vcstream.pipeline import PreparedText, SpeechPipeline
+from vcstream.synth.base import SynthControls, VoiceConditioning
+from vcstream.voices import VoiceProfile, VoiceStore, check_name
+
+log = logging.getLogger(__name__)
+
+MODES = ("queue", "interrupt")
+METRICS_PERIOD_S = 0.1
+
+
+@dataclass
+class SpeakRequest:
+    request_id: str
+    prepared: PreparedText
+    mode: str
+    voice_name: str | None
+    voice: VoiceConditioning | None  # fixed at submit when a saved voice was named
+    submitted_ns: int = field(default_factory=time.monotonic_ns)
+    started_ns: int = 0
+    first_audio_ns: int = 0
+    audio_samples: int = 0
+
+
+class Engine:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        pipeline: SpeechPipeline,
+        embedder,
+        source: CaptureSource,
+        voices: VoiceStore,
+        model_name: str,
+        device: str,
+        hub: Hub | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.pipeline = pipeline
+        self.embedder = embedder
+        self.source = source
+        self.voices = voices
+        self.model_name = model_name
+        self.device = device
+        self.hub = hub or Hub()
+        self.metrics = metrics or pipeline.metrics
+        self.sample_rate_hz = pipeline.sample_rate_hz
+        self.frame_samples = round(self.sample_rate_hz * cfg.output.frame_ms / 1000)
+        self._requests: queue.Queue[SpeakRequest] = queue.Queue(cfg.engine.request_queue)
+        self._outbuf = OutputBuffer(int(cfg.engine.output_buffer_seconds * self.sample_rate_hz))
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()  # guards the fields below
+        self._cancelled: set[str] = set()
+        self._active: dict[str, SpeakRequest] = {}  # accepted and not yet done
+        self._current: SpeakRequest | None = None  # being synthesised
+        self._loaded: VoiceProfile | None = None
+        self._last_input_dbfs = -120.0
+        self._voice_active = False
+        self._started_ns = time.monotonic_ns()
+        self._history: list[dict] = []
+
+    # ---- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        self.source.start()
+        for name, target in (
+            ("embed", self._embed_loop),
+            ("synth", self._synth_loop),
+            ("pacer", self._pacer_loop),
+        ):
+            t = threading.Thread(target=target, name=f"vcstream-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        log.info(
+            "engine started: synthesiser %s (clones=%s), device %s, frame %d ms",
+            self.pipeline.synthesizer.name,
+            self.pipeline.synthesizer.clones,
+            self.device,
+            self.cfg.output.frame_ms,
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._outbuf.close()
+        self.source.stop()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads.clear()
+
+    # ---- requests ----------------------------------------------------------------
+    def speak(
+        self,
+        *,
+        request_id: str | None = None,
+        text: str | None = None,
+        phonemes: str | None = None,
+        mode: str = "queue",
+        voice: str | None = None,
+    ) -> str:
+        """Validate and enqueue a request; raises a ``VcstreamError`` subclass if refused."""
+        if mode not in MODES:
+            raise InputError(f"mode must be 'queue' or 'interrupt', not {mode!r}")
+        request_id = request_id or uuid.uuid4().hex[:12]
+        if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
+            raise InputError("id must be a string of 1-64 characters")
+        with self._lock:
+            if request_id in self._active:
+                raise InputError(f"request id {request_id!r} is already in use")
+        prepared = self.pipeline.prepare(text=text, phonemes=phonemes)
+        conditioning = None
+        if voice is not None:
+            conditioning = self._conditioning_of(self.voices.load(voice))
+        req = SpeakRequest(request_id, prepared, mode, voice, conditioning)
+        if mode == "interrupt":
+            self.cancel(None)
+        with self._lock:
+            try:
+                self._requests.put_nowait(req)
+            except queue.Full:
+                raise QueueFullError(
+                    f"request queue full ({self._requests.maxsize} pending): try again later"
+                ) from None
+            self._active[request_id] = req
+            self._cancelled.discard(request_id)
+        self.hub.publish(
+            Event("accepted", request_id, {"queue_position": self._requests.qsize(), "mode": mode})
+        )
+        return request_id
+
+    def cancel(self, request_id: str | None = None) -> bool:
+        """Cancel one request (or every pending and playing one when ``None``)."""
+        with self._lock:
+            ids = list(self._active) if request_id is None else [request_id]
+            ids = [i for i in ids if i in self._active]
+            self._cancelled.update(ids)
+        for rid in ids:
+            self._outbuf.clear(rid)
+        return bool(ids)
+
+    def _is_cancelled(self, request_id: str) -> bool:
+        return request_id in self._cancelled or self._stop.is_set()
+
+    def _finish(self, req: SpeakRequest, **data: Any) -> None:
+        with self._lock:
+            self._active.pop(req.request_id, None)
+            self._cancelled.discard(req.request_id)
+            entry = {
+                "id": req.request_id,
+                "text": (req.prepared.text or "")[:200],
+                "audio_ms": round(1000 * req.audio_samples / self.sample_rate_hz, 1),
+                "first_audio_ms": round((req.first_audio_ns - req.submitted_ns) / 1e6, 1)
+                if req.first_audio_ns
+                else None,
+                **data,
+            }
+            self._history = [*self._history[-49:], entry]
+        self.hub.publish(Event("done", req.request_id, entry))
+
+    # ---- voice -------------------------------------------------------------------
+    def _conditioning_of(self, profile: VoiceProfile) -> VoiceConditioning:
+        return VoiceConditioning(profile.embedding, profile.log_f0_mean, profile.log_f0_std)
+
+    def _live_conditioning(self) -> VoiceConditioning:
+        with self._lock:
+            if self._loaded is not None:
+                return self._conditioning_of(self._loaded)
+        emb = self.embedder.embedding
+        stats = self.embedder.pitch_stats
+        mean, std = stats if stats is not None else (None, None)
+        return VoiceConditioning(emb, mean, std)
+
+    def voice_state(self) -> dict:
+        with self._lock:
+            loaded = self._loaded.name if self._loaded else None
+        e = self.embedder
+        return {
+            "loaded_voice": loaded,
+            "has_embedding": e.embedding is not None,
+            "voiced_seconds": round(float(e.voiced_seconds), 2),
+            "n_partials": int(e.n_partials),
+            "convergence": None if e.convergence is None else round(float(e.convergence), 5),
+            "frozen": bool(e.frozen),
+        }
+
+    def _embedding_event(self) -> None:
+        self.hub.publish(Event("embedding", None, self.voice_state()))
+
+    def voice_freeze(self) -> dict:
+        self.embedder.freeze()
+        self._embedding_event()
+        return self.voice_state()
+
+    def voice_unfreeze(self) -> dict:
+        self.embedder.unfreeze()
+        self._embedding_event()
+        return self.voice_state()
+
+    def voice_reset(self) -> dict:
+        with self._lock:
+            self._loaded = None
+        self.embedder.reset()
+        self._embedding_event()
+        return self.voice_state()
+
+    def voice_save(self, name: str) -> dict:
+        check_name(name)
+        with self._lock:
+            loaded = self._loaded
+        if loaded is not None:
+            profile = VoiceProfile(
+                name, loaded.embedding, loaded.voiced_seconds, loaded.model,
+                log_f0_mean=loaded.log_f0_mean, log_f0_std=loaded.log_f0_std,
+                sources=[f"voice:{loaded.name}"],
+            )  # fmt: skip
+        else:
+            emb = self.embedder.embedding
+            if emb is None:
+                raise InputError("no voice to save yet: nothing voiced has been heard")
+            stats = self.embedder.pitch_stats
+            profile = VoiceProfile(
+                name, np.asarray(emb, np.float32), float(self.embedder.voiced_seconds),
+                self.model_name,
+                log_f0_mean=None if stats is None else float(stats[0]),
+                log_f0_std=None if stats is None else float(stats[1]),
+                sources=[f"capture:{self.source.name}"],
+            )  # fmt: skip
+        self.voices.save(profile)
+        return profile.summary()
+
+    def voice_load(self, name: str) -> dict:
+        profile = self.voices.load(name)
+        with self._lock:
+            self._loaded = profile
+        self._embedding_event()
+        return profile.summary()
+
+    def voice_list(self) -> list[dict]:
+        return self.voices.list()
+
+    # ---- status ------------------------------------------------------------------
+    def status(self) -> dict:
+        snap = self.metrics.snapshot()
+        with self._lock:
+            current = self._current.request_id if self._current else None
+            history = list(self._history[-20:])
+        return {
+            "uptime_s": round((time.monotonic_ns() - self._started_ns) / 1e9, 3),
+            "device": self.device,
+            "synthesizer": {
+                "name": self.pipeline.synthesizer.name,
+                "clones": bool(self.pipeline.synthesizer.clones),
+            },
+            "sample_rate_hz": self.sample_rate_hz,
+            "frame_ms": self.cfg.output.frame_ms,
+            "capture": {
+                **self.source.stats(),
+                "level_dbfs": round(self._last_input_dbfs, 1),
+                "voice_active": self._voice_active,
+            },
+            "voice": self.voice_state(),
+            "queues": {
+                "requests": self._requests.qsize(),
+                "requests_max": self._requests.maxsize,
+                "output_ms": round(1000 * self._outbuf.buffered_samples / self.sample_rate_hz, 1),
+                "capture_ms": round(
+                    1000 * self.source.ring.available() / self.source.sample_rate_hz, 1
+                ),
+            },
+            "current_request": current,
+            "history": history,
+            "listeners": self.hub.listener_names(),
+            **snap,
+        }
+
+    # ---- threads -----------------------------------------------------------------
+    def _embed_loop(self) -> None:
+        ring = self.source.ring
+        block = int(self.source.sample_rate_hz * 0.02)
+        timer = self.metrics.timer("embed")
+        while not self._stop.is_set():
+            if ring.available() < block:
+                time.sleep(0.01)
+                continue
+            audio = ring.read()
+            try:
+                with timer.time(len(audio) / self.source.sample_rate_hz):
+                    update = self.embedder.process(audio)
+            except Exception:  # keep capturing; the error is logged with its traceback
+                log.exception("speaker embedder failed on a block")
+                self.metrics.incr("embed_errors")
+                continue
+            self._last_input_dbfs = float(getattr(self.embedder, "level_dbfs", -120.0))
+            self._voice_active = bool(getattr(self.embedder, "voice_active", False))
+            if update is not None:
+                self._embedding_event()
+
+    def _synth_loop(self) -> None:
+        controls = SynthControls(
+            speed=self.cfg.synth.speed, pitch_shift_semitones=self.cfg.synth.pitch_shift_semitones
+        )
+        while not self._stop.is_set():
+            try:
+                req = self._requests.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            rid = req.request_id
+            if self._is_cancelled(rid):
+                self._finish(req, cancelled=True)
+                continue
+            with self._lock:
+                self._current = req
+            req.started_ns = time.monotonic_ns()
+            self.hub.publish(Event("started", rid, {"sentences": len(req.prepared.sentences)}))
+            voice = req.voice or self._live_conditioning()
+            try:
+                for chunk in self.pipeline.render(
+                    req.prepared, voice, controls, lambda rid=rid: self._is_cancelled(rid)
+                ):
+                    if not self._outbuf.put(rid, chunk):
+                        break
+                self._outbuf.end(rid)
+            except VcstreamError as err:
+                self._outbuf.clear(rid)
+                self.hub.publish(Event("error", rid, {"code": err.code, "message": str(err)}))
+            except Exception as err:
+                log.exception("synthesis failed for request %s", rid)
+                self._outbuf.clear(rid)
+                self.hub.publish(
+                    Event("error", rid, {"code": "internal", "message": f"synthesis failed: {err}"})
+                )
+            finally:
+                with self._lock:
+                    self._current = None
+
+    def _pacer_loop(self) -> None:
+        period = self.frame_samples / self.sample_rate_hz
+        silence = np.zeros(self.frame_samples, dtype=np.float32)
+        next_t = time.monotonic()
+        next_metrics = next_t
+        idle = True
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now < next_t:
+                # While idle, wake early when audio arrives and start the cadence from it,
+                # so the first frame of a request is not held back by the frame clock.
+                if idle and self._outbuf.wait_ready(self.frame_samples, next_t - now):
+                    next_t = time.monotonic()
+                else:
+                    time.sleep(max(0.0, next_t - time.monotonic()))
+                    continue
+            next_t += period
+            if next_t < time.monotonic() - 5 * period:  # far behind (suspended): resync
+                next_t = time.monotonic() + period
+            taken = self._outbuf.take(self.frame_samples)
+            if taken is None:
+                head = self._outbuf.head_request()
+                idle = head is None
+                self._publish_frame(head or "", silence, silence=True, end=False)
+                if head:
+                    self.metrics.incr("underrun_frames")
+            elif taken.cancelled:
+                idle = False
+                self._request_done(taken.request_id, cancelled=True)
+            else:
+                idle = False
+                self._publish_frame(
+                    taken.request_id, taken.pcm, silence=False, end=taken.end_of_utterance
+                )
+                if taken.end_of_utterance:
+                    self._request_done(taken.request_id, cancelled=False)
+            if time.monotonic() >= next_metrics:
+                next_metrics = time.monotonic() + METRICS_PERIOD_S
+                self.hub.publish(Event("metrics", None, self.status()))
+
+    def _request_done(self, request_id: str, cancelled: bool) -> None:
+        with self._lock:
+            req = self._active.get(request_id)
+        if req is not None:
+            self._finish(req, cancelled=cancelled)
+
+    def _publish_frame(self, request_id: str, pcm: np.ndarray, *, silence: bool, end: bool) -> None:
+        now = time.monotonic_ns()
+        frame = AudioFrame(
+            seq=self.hub.next_seq(),
+            request_id=request_id,
+            sample_rate_hz=self.sample_rate_hz,
+            timestamp_ns=now,
+            pcm=pcm,
+            silence=silence,
+            end_of_utterance=end,
+        )
+        if not silence and request_id:
+            with self._lock:
+                req = self._active.get(request_id)
+            if req is not None:
+                if not req.first_audio_ns:
+                    req.first_audio_ns = now
+                    latency_ms = (now - req.submitted_ns) / 1e6
+                    self.metrics.timer("first_audio").add(latency_ms)
+                    self.hub.publish(
+                        Event("first_audio", request_id, {"latency_ms": round(latency_ms, 2)})
+                    )
+                req.audio_samples += len(pcm)
+        self.hub.publish(frame)

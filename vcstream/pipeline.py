@@ -1,0 +1,119 @@
+"""The speech path shared by `vcstream say` and the daemon: phonemes to audio chunks.
+
+sentences ──► synthesiser (mel chunks) ──► streaming vocoder ──► audio chunks
+
+A plain object with no threads or sockets: the daemon's worker and the CLI both iterate
+``render`` and decide what to do with each chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vcstream.errors import InputError
+from vcstream.metrics import Metrics
+from vcstream.synth.base import SynthControls, Synthesizer, VoiceConditioning
+
+SENTENCE_END = {".", "!", "?"}
+
+
+@dataclass(frozen=True)
+class PreparedText:
+    """What a request will say: one phoneme list per sentence."""
+
+    sentences: list[list[str]]
+    text: str | None
+
+    @property
+    def n_phonemes(self) -> int:
+        return sum(len(s) for s in self.sentences)
+
+
+def split_phoneme_sentences(phonemes: Sequence[str]) -> list[list[str]]:
+    out, cur = [], []
+    for p in phonemes:
+        cur.append(p)
+        if p in SENTENCE_END:
+            out.append(cur)
+            cur = []
+    if any(p.strip() for p in cur):
+        out.append(cur)
+    return [s for s in out if any(p.strip() and p not in SENTENCE_END for p in s)]
+
+
+class SpeechPipeline:
+    def __init__(
+        self,
+        frontend,
+        synthesizer: Synthesizer,
+        vocoder,
+        *,
+        sample_rate_hz: int,
+        max_text_chars: int,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.frontend = frontend
+        self.synthesizer = synthesizer
+        self.vocoder = vocoder
+        self.sample_rate_hz = sample_rate_hz
+        self.max_text_chars = max_text_chars
+        self.metrics = metrics or Metrics()
+
+    def prepare(self, text: str | None = None, phonemes: str | None = None) -> PreparedText:
+        """Validate and convert a request's text or phonemes; raises ``InputError``."""
+        from vcstream.text.phonemes import parse_phonemes
+
+        if (text is None) == (phonemes is None):
+            raise InputError("give exactly one of text or phonemes")
+        with self.metrics.timer("frontend").time():
+            if text is not None:
+                if not isinstance(text, str):
+                    raise InputError("text must be a string")
+                sentences = self.frontend.prepare(text, self.max_text_chars)
+                return PreparedText([s.phonemes for s in sentences], text)
+            if not isinstance(phonemes, str):
+                raise InputError("phonemes must be a string")
+            if len(phonemes) > self.max_text_chars:
+                raise InputError(
+                    f"phonemes too long: {len(phonemes)} characters (limit {self.max_text_chars})"
+                )
+            sentences = split_phoneme_sentences(parse_phonemes(phonemes))
+            if not sentences:
+                raise InputError("phonemes are empty")
+            return PreparedText(sentences, None)
+
+    def render(
+        self,
+        prepared: PreparedText,
+        voice: VoiceConditioning,
+        controls: SynthControls,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Iterator[np.ndarray]:
+        """Yield float32 audio chunks as soon as each is vocoded."""
+        synth_timer = self.metrics.timer("synth")
+        voc_timer = self.metrics.timer("vocoder")
+        for phonemes in prepared.sentences:
+            if cancelled():
+                return
+            self.vocoder.reset()
+            mel_stream = self.synthesizer.synthesize(phonemes, voice, controls)
+            while True:
+                t0 = time.perf_counter()
+                mel = next(mel_stream, None)
+                if mel is None:
+                    break
+                synth_timer.add(1000 * (time.perf_counter() - t0), mel.shape[-1])
+                if cancelled():
+                    return
+                with voc_timer.time(mel.shape[-1]):
+                    audio = self.vocoder.process(mel)
+                if len(audio):
+                    yield audio
+            with voc_timer.time():
+                tail = self.vocoder.flush()
+            if len(tail):
+                yield tail

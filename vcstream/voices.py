@@ -1,0 +1,113 @@
+"""Saved voice profiles: a speaker embedding plus metadata, one JSON file per voice."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from vcstream.errors import InputError, VoiceNotFoundError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def default_voices_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vcstream" / "voices"
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError(
+            f"invalid voice name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass
+class VoiceProfile:
+    name: str
+    embedding: np.ndarray  # (256,), L2-normalised
+    voiced_seconds: float
+    model: str
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    log_f0_mean: float | None = None
+    log_f0_std: float | None = None
+    sources: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "created": self.created,
+            "voiced_seconds": round(float(self.voiced_seconds), 3),
+            "model": self.model,
+            "log_f0_mean": self.log_f0_mean,
+            "log_f0_std": self.log_f0_std,
+            "sources": self.sources,
+            "embedding": [float(x) for x in self.embedding],
+        }
+
+    def summary(self) -> dict:
+        d = self.to_json()
+        d.pop("embedding")
+        return d
+
+
+class VoiceStore:
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self.dir = Path(directory) if directory else default_voices_dir()
+
+    def _path(self, name: str) -> Path:
+        return self.dir / f"{check_name(name)}.json"
+
+    def save(self, profile: VoiceProfile) -> Path:
+        """Write atomically: a temp file in the same folder, fsync, then rename."""
+        path = self._path(profile.name)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(profile.to_json(), f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+        return path
+
+    def load(self, name: str) -> VoiceProfile:
+        path = self._path(name)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            emb = np.asarray(data["embedding"], dtype=np.float32)
+            if emb.shape != (256,) or not np.all(np.isfinite(emb)):
+                raise ValueError("embedding must be 256 finite numbers")
+            return VoiceProfile(
+                name=data["name"],
+                embedding=emb,
+                voiced_seconds=float(data["voiced_seconds"]),
+                model=str(data["model"]),
+                created=str(data["created"]),
+                log_f0_mean=data.get("log_f0_mean"),
+                log_f0_std=data.get("log_f0_std"),
+                sources=list(data.get("sources", [])),
+            )
+        except FileNotFoundError as err:
+            known = ", ".join(p["name"] for p in self.list()) or "none saved"
+            raise VoiceNotFoundError(f"unknown voice {name!r} (known: {known})") from err
+        except (ValueError, KeyError, TypeError) as err:
+            raise InputError(f"voice profile {path} is corrupt: {err}") from err
+
+    def list(self) -> list[dict]:
+        if not self.dir.is_dir():
+            return []
+        out = []
+        for p in sorted(self.dir.glob("*.json")):
+            try:
+                out.append(self.load(p.stem).summary())
+            except InputError:
+                out.append({"name": p.stem, "error": "corrupt profile"})
+        return out
