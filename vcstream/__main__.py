@@ -1,0 +1,5 @@
+import sys
+
+from vcstream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""Composition root: resolves the device once and builds every stage from the config.
+
+Model loading happens here and only here (map_location, strict, eval, weight norm
+removed, inference mode inside the stages).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from vcstream.config import Config
+from vcstream.errors import DeviceUnavailableError, InputError
+from vcstream.metrics import Metrics
+from vcstream.pipeline import SpeechPipeline
+from vcstream.voices import VoiceStore
+
+log = logging.getLogger(__name__)
+
+SYNTH_SAMPLE_RATE_HZ = 22050
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA without it is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceUnavailableError(
+                "CUDA requested but not available (torch has no usable GPU here): "
+                "use --device cpu or --device auto"
+            )
+        return torch.device("cuda")
+    raise InputError(f"unknown device {name!r}: use auto, cpu or cuda")
+
+
+@dataclass
+class Runtime:
+    """Every loaded model, shared by the CLI commands and the daemon."""
+
+    cfg: Config
+    device: torch.device
+    encoder: object  # vcstream.encoder.ge2e.SpeakerEncoder
+    frontend: object  # vcstream.text.g2p.TextFrontEnd
+    synthesizer: object  # a vcstream.synth.base.Synthesizer
+    generator: object  # vcstream.vocoder.hifigan.HifiGanGenerator
+    metrics: Metrics
+
+    @property
+    def encoder_name(self) -> str:
+        return "ge2e-resemblyzer-0.1.4"
+
+    def new_embedder(self):
+        from vcstream.encoder.incremental import IncrementalEmbedder
+
+        return IncrementalEmbedder(self.encoder, self.cfg.embedder)
+
+    def new_vocoder(self):
+        from vcstream.vocoder.streaming import StreamingVocoder
+
+        v = self.cfg.vocoder
+        chunk = v.cpu_chunk_frames if self.device.type == "cpu" else v.chunk_frames
+        return StreamingVocoder(
+            self.generator,
+            chunk_frames=chunk,
+            left_context_frames=v.left_context_frames,
+            right_context_frames=v.right_context_frames,
+            first_chunk_frames=v.first_chunk_frames,
+        )
+
+    def new_pipeline(self) -> SpeechPipeline:
+        return SpeechPipeline(
+            self.frontend,
+            self.synthesizer,
+            self.new_vocoder(),
+            sample_rate_hz=SYNTH_SAMPLE_RATE_HZ,
+            max_text_chars=self.cfg.synth.max_text_chars,
+            metrics=self.metrics,
+        )
+
+    def voice_store(self) -> VoiceStore:
+        return VoiceStore(self.cfg.voices.dir or None)
+
+
+def build_synthesizer(cfg: Config, device: torch.device):
+    name = cfg.synth.backend
+    if name == "piper":
+        from vcstream.synth.piper_backend import PiperSynthesizer
+
+        return PiperSynthesizer()
+    raise InputError(f"unknown synthesiser backend {name!r} (available: piper)")
+
+
+def build_runtime(cfg: Config, *, device: str | None = None) -> Runtime:
+    from vcstream import weights
+    from vcstream.encoder.ge2e import SpeakerEncoder
+    from vcstream.text.g2p import TextFrontEnd
+    from vcstream.vocoder.hifigan import HifiGanGenerator
+
+    dev = resolve_device(device or cfg.device.compute)
+    if dev.type == "cpu" and cfg.device.cpu_threads > 0:
+        torch.set_num_threads(cfg.device.cpu_threads)
+    encoder = SpeakerEncoder.from_checkpoint(weights.speaker_encoder_checkpoint(), dev)
+    generator = HifiGanGenerator.from_checkpoint(
+        weights.hifigan_checkpoint(cfg.vocoder.checkpoint), dev
+    )
+    runtime = Runtime(
+        cfg=cfg,
+        device=dev,
+        encoder=encoder,
+        frontend=TextFrontEnd(),
+        synthesizer=build_synthesizer(cfg, dev),
+        generator=generator,
+        metrics=Metrics(),
+    )
+    log.info("models loaded on %s; synthesiser %s", dev, cfg.synth.backend)
+    return runtime

@@ -1,0 +1,232 @@
+"""`vcstream` command line. Errors the user can fix print one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from vcstream import __version__
+from vcstream.errors import InputError, VcstreamError
+
+log = logging.getLogger("vcstream")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML config file (defaults: configs/default.toml)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device")
+
+
+def _load_cfg(args: argparse.Namespace):
+    from vcstream.config import load_config
+
+    cfg = load_config(args.config)
+    if getattr(args, "device", None):
+        cfg.device.compute = args.device
+    return cfg
+
+
+def _runtime(args: argparse.Namespace):
+    from vcstream.app import build_runtime
+
+    return build_runtime(_load_cfg(args))
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from vcstream.audio.io import write_wav
+    from vcstream.references import embed_references
+    from vcstream.synth.base import SynthControls, VoiceConditioning
+
+    if (args.text is None) == (args.phonemes is None):
+        raise InputError("give exactly one of --text or --phonemes")
+    if bool(args.reference) == bool(args.voice):
+        raise InputError("give reference recordings (--reference) or a saved --voice, not both")
+    rt = _runtime(args)
+    if args.voice:
+        profile = rt.voice_store().load(args.voice)
+        voice = VoiceConditioning(profile.embedding, profile.log_f0_mean, profile.log_f0_std)
+    else:
+        voice = embed_references(rt.new_embedder(), args.reference).conditioning
+    pipeline = rt.new_pipeline()
+    controls = SynthControls(speed=args.speed or rt.cfg.synth.speed)
+    t0 = time.perf_counter()
+    prepared = pipeline.prepare(text=args.text, phonemes=args.phonemes)
+    chunks, first_ms = [], None
+    for chunk in pipeline.render(prepared, voice, controls):
+        if first_ms is None:
+            first_ms = 1000 * (time.perf_counter() - t0)
+        chunks.append(chunk)
+    compute_s = time.perf_counter() - t0
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    write_wav(args.output, audio, pipeline.sample_rate_hz)
+    seconds = len(audio) / pipeline.sample_rate_hz
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "time_to_first_audio_ms": round(first_ms or 0.0, 2),
+                    "rtf": round(compute_s / seconds, 4) if seconds else None,
+                    "audio_seconds": round(seconds, 3),
+                    "synthesizer": rt.synthesizer.name,
+                    "clones": rt.synthesizer.clones,
+                    "device": str(rt.device),
+                    "output": str(args.output),
+                }
+            )
+        )
+    else:
+        note = "" if rt.synthesizer.clones else f" (backend {rt.synthesizer.name} does not clone)"
+        print(f"wrote {args.output}: {seconds:.2f} s, first audio after {first_ms:.0f} ms{note}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from vcstream.references import embed_references
+    from vcstream.voices import VoiceProfile, check_name
+
+    check_name(args.save)
+    rt = _runtime(args)
+    ref = embed_references(rt.new_embedder(), args.reference)
+    profile = VoiceProfile(
+        args.save,
+        ref.conditioning.embedding,
+        ref.voiced_seconds,
+        rt.encoder_name,
+        log_f0_mean=ref.conditioning.log_f0_mean,
+        log_f0_std=ref.conditioning.log_f0_std,
+        sources=[Path(p).name for p in ref.sources],
+    )
+    path = rt.voice_store().save(profile)
+    print(f"saved voice {args.save!r} ({ref.voiced_seconds:.1f} s voiced) to {path}")
+    return 0
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    from vcstream.voices import VoiceStore
+
+    cfg = _load_cfg(args)
+    store = VoiceStore(cfg.voices.dir or None)
+    items = store.list()
+    if args.json:
+        print(json.dumps(items))
+        return 0
+    if not items:
+        print(f"no saved voices in {store.dir}")
+    for v in items:
+        if "error" in v:
+            print(f"{v['name']:24s} {v['error']}")
+        else:
+            print(
+                f"{v['name']:24s} {v['voiced_seconds']:7.1f} s voiced  {v['created']}  {v['model']}"
+            )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from vcstream.daemon import serve
+
+    cfg = _load_cfg(args)
+    if args.capture_file:
+        cfg.capture.source, cfg.capture.file = "file", args.capture_file
+    if args.loop:
+        cfg.capture.loop = True
+    if args.no_capture:
+        cfg.capture.source = "none"
+    if args.playback:
+        cfg.output.playback = True
+    return serve(cfg)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from vcstream.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def _delegate(module: str):
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return importlib.import_module(module).main(args.rest)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vcstream", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"vcstream {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the daemon")
+    _add_common(p)
+    p.add_argument("--capture-file", help="use this WAV as the live voice input (real-time paced)")
+    p.add_argument("--loop", action="store_true", help="loop the capture file")
+    p.add_argument("--no-capture", action="store_true", help="no voice input (network only)")
+    p.add_argument("--playback", action="store_true", help="also play the output locally")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("say", help="clone a voice from recordings and speak text to a WAV")
+    _add_common(p)
+    p.add_argument("--reference", nargs="+", metavar="REF.wav", help="recordings of the voice")
+    p.add_argument("--voice", help="a saved voice profile instead of references")
+    p.add_argument("--text")
+    p.add_argument("--phonemes", help="espeak-ng IPA phonemes instead of text")
+    p.add_argument("--speed", type=float, help="speaking-rate multiplier")
+    p.add_argument("-o", "--output", required=True, help="output WAV path")
+    p.add_argument("--json", action="store_true", help="print timings as JSON")
+    p.set_defaults(func=cmd_say)
+
+    p = sub.add_parser("embed", help="save a voice profile from recordings")
+    _add_common(p)
+    p.add_argument("reference", nargs="+", metavar="REF.wav")
+    p.add_argument("--save", required=True, metavar="NAME")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("voices", help="list saved voice profiles")
+    _add_common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_voices)
+
+    p = sub.add_parser("bench", help="measure latency, real-time factor and per-stage cost")
+    _add_common(p)
+    p.add_argument("--repeat", type=int, default=5, help="runs per sentence length")
+    p.add_argument("--json-out", help="also write the JSON report to this file")
+    p.add_argument("--reference", nargs="*", default=[], help="reference recordings")
+    p.set_defaults(func=cmd_bench)
+
+    for name, module, helptext in (
+        ("client", "vcstream.net.client", "network client of a running daemon"),
+        ("top", "vcstream.top", "terminal dashboard of a running daemon"),
+        ("corpus", "vcstream.corpus.build", "build the synthesiser training corpus"),
+        ("train", "vcstream.train", "train the synthesiser"),
+    ):
+        p = sub.add_parser(name, help=helptext, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_delegate(module))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except VcstreamError as err:
+        print(f"vcstream {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Speaker conditioning from reference recordings (for `say` and `embed`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vcstream.audio.io import read_wav, resample
+from vcstream.errors import NoVoiceError
+from vcstream.synth.base import VoiceConditioning
+
+ENCODER_SAMPLE_RATE_HZ = 16000
+_BLOCK = 320  # 20 ms, the daemon's capture block: the same path as live input
+
+
+@dataclass(frozen=True)
+class ReferenceVoice:
+    conditioning: VoiceConditioning
+    voiced_seconds: float
+    sources: list[str]
+
+
+def embed_references(embedder, paths: list[str | Path]) -> ReferenceVoice:
+    """Feed each recording through a fresh incremental embedder, as live capture would."""
+    if not paths:
+        raise NoVoiceError("no reference recordings given")
+    embedder.reset()
+    for path in paths:
+        audio, sr = read_wav(path)
+        audio = resample(audio, sr, ENCODER_SAMPLE_RATE_HZ)
+        for start in range(0, len(audio), _BLOCK):
+            embedder.process(audio[start : start + _BLOCK])
+    embedder.flush()
+    if embedder.embedding is None:
+        names = ", ".join(str(p) for p in paths)
+        raise NoVoiceError(
+            f"no voice found in {names}: {embedder.voiced_seconds:.2f} s voiced, "
+            "need at least 1.6 s of speech"
+        )
+    stats = embedder.pitch_stats
+    mean, std = (None, None) if stats is None else (float(stats[0]), float(stats[1]))
+    cond = VoiceConditioning(np.asarray(embedder.embedding, np.float32), mean, std)
+    return ReferenceVoice(cond, float(embedder.voiced_seconds), [str(p) for p in paths])
