@@ -167,8 +167,9 @@ class WavFileSource:
 class NullSource:
     """No voice input: the daemon serves the network only."""
 
-    def __init__(self, cfg: CaptureConfig) -> None:
+    def __init__(self, cfg: CaptureConfig, reason: str = "") -> None:
         self.name = "none"
+        self.reason = reason
         self.sample_rate_hz = cfg.sample_rate_hz
         self.ring = SampleRing(1)
 
@@ -179,7 +180,10 @@ class NullSource:
         pass
 
     def stats(self) -> dict:
-        return {"source": self.name, "xruns": 0, "dropped_samples": 0}
+        out = {"source": self.name, "xruns": 0, "dropped_samples": 0}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
 
 
 def open_source(cfg: CaptureConfig) -> CaptureSource:

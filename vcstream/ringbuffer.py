@@ -61,3 +61,22 @@ class SampleRing:
             out[first:] = self._buf[: n - first]
         self._read_pos += n
         return out
+
+    def read_into(self, out: np.ndarray) -> int:
+        """Consumer side without allocation (for audio callbacks): fill ``out`` as far as
+        possible and return the number of samples written; the rest is left untouched."""
+        write_pos = self._write_pos
+        oldest = write_pos - self.capacity
+        if self._read_pos < oldest:
+            self.dropped_samples += oldest - self._read_pos
+            self._read_pos = oldest
+        n = min(write_pos - self._read_pos, len(out))
+        if n <= 0:
+            return 0
+        i = self._read_pos % self.capacity
+        first = min(n, self.capacity - i)
+        out[:first] = self._buf[i : i + first]
+        if first < n:
+            out[first:n] = self._buf[: n - first]
+        self._read_pos += n
+        return n

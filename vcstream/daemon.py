@@ -1,0 +1,163 @@
+"""The daemon: engine + network edges + optional playback, run until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from vcstream.app import Runtime, build_runtime
+from vcstream.capture import NullSource, open_source
+from vcstream.config import Config
+from vcstream.engine import Engine
+from vcstream.errors import DeviceUnavailableError
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def build_engine(cfg: Config, runtime: Runtime | None = None) -> Engine:
+    runtime = runtime or build_runtime(cfg)
+    source = open_source(cfg.capture)
+    engine = Engine(
+        cfg,
+        pipeline=runtime.new_pipeline(),
+        embedder=runtime.new_embedder(),
+        source=source,
+        voices=runtime.voice_store(),
+        model_name=runtime.encoder_name,
+        device=str(runtime.device),
+    )
+    if cfg.embedder.initial_voice:
+        engine.voice_load(cfg.embedder.initial_voice)
+    return engine
+
+
+def _start_engine(engine: Engine) -> None:
+    """Start, degrading to network-only when the sound device is missing, and saying so."""
+    try:
+        engine.start()  # starts the capture source before any thread
+    except DeviceUnavailableError as err:
+        log.warning("%s; running without voice input (network only)", err)
+        engine.source = NullSource(engine.cfg.capture, reason=str(err))
+        engine.start()
+
+
+def _start_playback(cfg: Config, engine: Engine):
+    if not cfg.output.playback:
+        return None
+    from vcstream.playback import SpeakerSink
+
+    sink = SpeakerSink(engine.sample_rate_hz, cfg.output.playback_device)
+    try:
+        sink.start()
+    except DeviceUnavailableError as err:
+        log.warning("%s; playback disabled, audio goes to the network only", err)
+        return None
+    engine.hub.subscribe("speaker", sink.offer)
+    return sink
+
+
+async def run(cfg: Config, stop: asyncio.Event, engine: Engine, on_ready=None) -> None:
+    from vcstream.net.service import NetworkService
+
+    _start_engine(engine)
+    sink = _start_playback(cfg, engine)
+    service = NetworkService(cfg, engine, WEB_DIR)
+    try:
+        await service.start()
+        if on_ready is not None:
+            on_ready(service)
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await service.stop()
+        if sink is not None:
+            sink.stop()
+        engine.stop()
+
+
+def serve(cfg: Config) -> int:
+    logging.getLogger().setLevel(cfg.log.level.upper())
+    engine = build_engine(cfg)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(cfg, stop, engine)
+
+    asyncio.run(main())
+    log.info("stopped cleanly")
+    return 0
+
+
+@dataclass
+class RunningDaemon:
+    """A daemon on a background thread (for tests and benchmarks)."""
+
+    engine: Engine
+    service: object
+    thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
+    _stop: asyncio.Event
+
+    @property
+    def ws_port(self) -> int:
+        return self.service.ws_port
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.service.ws_port}/"
+
+    @property
+    def zmq_pub_endpoint(self) -> str:
+        return self.service.zmq_pub_endpoint
+
+    @property
+    def zmq_router_endpoint(self) -> str:
+        return self.service.zmq_router_endpoint
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self._stop.set)
+        self.thread.join(timeout=15)
+
+
+def start_daemon(
+    cfg: Config, runtime: Runtime | None = None, timeout: float = 60.0
+) -> RunningDaemon:
+    """Start the full daemon on a background thread and return once it is listening."""
+    engine = build_engine(cfg, runtime)
+    ready = threading.Event()
+    box: dict = {}
+
+    def target() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        stop = asyncio.Event()
+        box["loop"], box["stop"] = loop, stop
+
+        def on_ready(service) -> None:
+            box["service"] = service
+            ready.set()
+
+        try:
+            loop.run_until_complete(run(cfg, stop, engine, on_ready))
+        except BaseException as err:  # surfaced to the caller below
+            box["error"] = err
+            ready.set()
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=target, name="vcstream-daemon", daemon=True)
+    thread.start()
+    if not ready.wait(timeout):
+        raise RuntimeError("daemon did not start in time")
+    if "error" in box:
+        raise box["error"]
+    return RunningDaemon(engine, box["service"], thread, box["loop"], box["stop"])
