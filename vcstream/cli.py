@@ -198,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=5, help="runs per sentence length")
     p.add_argument("--json-out", help="also write the JSON report to this file")
     p.add_argument("--reference", nargs="*", default=[], help="reference recordings")
+    p.add_argument("--no-network", action="store_true", help="skip the transport measurements")
     p.set_defaults(func=cmd_bench)
 
     for name, module, helptext in (
