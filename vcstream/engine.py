@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 import uuid
@@ -36,6 +37,7 @@ from vcstream.voices import VoiceProfile, VoiceStore, check_name
 log = logging.getLogger(__name__)
 
 MODES = ("queue", "interrupt")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,32}$")  # fits the wire header's 32-byte field
 METRICS_PERIOD_S = 0.1
 
 
@@ -132,8 +134,8 @@ class Engine:
         if mode not in MODES:
             raise InputError(f"mode must be 'queue' or 'interrupt', not {mode!r}")
         request_id = request_id or uuid.uuid4().hex[:12]
-        if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
-            raise InputError("id must be a string of 1-64 characters")
+        if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+            raise InputError("id must be 1-32 characters of letters, digits, '.', '_', ':', '-'")
         with self._lock:
             if request_id in self._active:
                 raise InputError(f"request id {request_id!r} is already in use")
