@@ -9,7 +9,7 @@ A plain object with no threads or sockets: the daemon's worker and the CLI both 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +17,6 @@ import numpy as np
 from vcstream.errors import InputError
 from vcstream.metrics import Metrics
 from vcstream.synth.base import SynthControls, Synthesizer, VoiceConditioning
-
-SENTENCE_END = {".", "!", "?"}
 
 
 @dataclass(frozen=True)
@@ -31,18 +29,6 @@ class PreparedText:
     @property
     def n_phonemes(self) -> int:
         return sum(len(s) for s in self.sentences)
-
-
-def split_phoneme_sentences(phonemes: Sequence[str]) -> list[list[str]]:
-    out, cur = [], []
-    for p in phonemes:
-        cur.append(p)
-        if p in SENTENCE_END:
-            out.append(cur)
-            cur = []
-    if any(p.strip() for p in cur):
-        out.append(cur)
-    return [s for s in out if any(p.strip() and p not in SENTENCE_END for p in s)]
 
 
 class SpeechPipeline:
@@ -65,8 +51,6 @@ class SpeechPipeline:
 
     def prepare(self, text: str | None = None, phonemes: str | None = None) -> PreparedText:
         """Validate and convert a request's text or phonemes; raises ``InputError``."""
-        from vcstream.text.phonemes import parse_phonemes
-
         if (text is None) == (phonemes is None):
             raise InputError("give exactly one of text or phonemes")
         with self.metrics.timer("frontend").time():
@@ -77,14 +61,8 @@ class SpeechPipeline:
                 return PreparedText([s.phonemes for s in sentences], text)
             if not isinstance(phonemes, str):
                 raise InputError("phonemes must be a string")
-            if len(phonemes) > self.max_text_chars:
-                raise InputError(
-                    f"phonemes too long: {len(phonemes)} characters (limit {self.max_text_chars})"
-                )
-            sentences = split_phoneme_sentences(parse_phonemes(phonemes))
-            if not sentences:
-                raise InputError("phonemes are empty")
-            return PreparedText(sentences, None)
+            sentences = self.frontend.prepare_phonemes(phonemes, self.max_text_chars)
+            return PreparedText([s.phonemes for s in sentences], None)
 
     def render(
         self,
