@@ -95,7 +95,7 @@ def build_synthesizer(cfg: Config, device: torch.device):
     raise InputError(f"unknown synthesiser backend {name!r} (available: piper)")
 
 
-def build_runtime(cfg: Config, *, device: str | None = None) -> Runtime:
+def build_runtime(cfg: Config, *, device: str | None = None, frontend=None) -> Runtime:
     from vcstream import weights
     from vcstream.encoder.ge2e import SpeakerEncoder
     from vcstream.text.g2p import TextFrontEnd
@@ -112,7 +112,7 @@ def build_runtime(cfg: Config, *, device: str | None = None) -> Runtime:
         cfg=cfg,
         device=dev,
         encoder=encoder,
-        frontend=TextFrontEnd(),
+        frontend=frontend or TextFrontEnd(),
         synthesizer=build_synthesizer(cfg, dev),
         generator=generator,
         metrics=Metrics(),

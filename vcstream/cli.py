@@ -35,25 +35,44 @@ def _runtime(args: argparse.Namespace):
     return build_runtime(_load_cfg(args))
 
 
+def _read_references(paths: list[str]) -> None:
+    """Fail fast, before any model loads, on a missing or broken recording."""
+    from vcstream.audio.io import read_wav
+
+    for path in paths:
+        read_wav(path)
+
+
 def cmd_say(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from vcstream.app import build_runtime
     from vcstream.audio.io import write_wav
+    from vcstream.pipeline import prepare_text
     from vcstream.references import embed_references
     from vcstream.synth.base import SynthControls, VoiceConditioning
+    from vcstream.text.g2p import TextFrontEnd
+    from vcstream.voices import VoiceStore
 
     if (args.text is None) == (args.phonemes is None):
         raise InputError("give exactly one of --text or --phonemes")
     if bool(args.reference) == bool(args.voice):
         raise InputError("give reference recordings (--reference) or a saved --voice, not both")
-    rt = _runtime(args)
-    if args.voice:
-        profile = rt.voice_store().load(args.voice)
+    cfg = _load_cfg(args)
+    # Cheap checks first: bad input is reported before seconds of model loading.
+    profile = VoiceStore(cfg.voices.dir or None).load(args.voice) if args.voice else None
+    if args.reference:
+        _read_references(args.reference)
+    frontend = TextFrontEnd()
+    prepare_text(frontend, cfg.synth.max_text_chars, args.text, args.phonemes)
+
+    rt = build_runtime(cfg, frontend=frontend)
+    if profile is not None:
         voice = VoiceConditioning(profile.embedding, profile.log_f0_mean, profile.log_f0_std)
     else:
         voice = embed_references(rt.new_embedder(), args.reference).conditioning
     pipeline = rt.new_pipeline()
-    controls = SynthControls(speed=args.speed or rt.cfg.synth.speed)
+    controls = SynthControls(speed=args.speed or cfg.synth.speed)
     t0 = time.perf_counter()
     prepared = pipeline.prepare(text=args.text, phonemes=args.phonemes)
     chunks, first_ms = [], None
@@ -90,6 +109,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from vcstream.voices import VoiceProfile, check_name
 
     check_name(args.save)
+    _read_references(args.reference)
     rt = _runtime(args)
     ref = embed_references(rt.new_embedder(), args.reference)
     profile = VoiceProfile(
@@ -148,13 +168,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
-def _delegate(module: str):
-    def run(args: argparse.Namespace) -> int:
-        import importlib
+# Subcommands with their own argument parsers: everything after the name is theirs.
+DELEGATED = {
+    "client": ("vcstream.net.client", "network client of a running daemon"),
+    "top": ("vcstream.top", "terminal dashboard of a running daemon"),
+    "corpus": ("vcstream.corpus.build", "build the synthesiser training corpus"),
+    "train": ("vcstream.train", "train the synthesiser"),
+}
 
-        return importlib.import_module(module).main(args.rest)
 
-    return run
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run(name: str, func, *args) -> int:
+    try:
+        return int(func(*args) or 0)
+    except VcstreamError as err:
+        print(f"vcstream {name}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,32 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-network", action="store_true", help="skip the transport measurements")
     p.set_defaults(func=cmd_bench)
 
-    for name, module, helptext in (
-        ("client", "vcstream.net.client", "network client of a running daemon"),
-        ("top", "vcstream.top", "terminal dashboard of a running daemon"),
-        ("corpus", "vcstream.corpus.build", "build the synthesiser training corpus"),
-        ("train", "vcstream.train", "train the synthesiser"),
-    ):
-        p = sub.add_parser(name, help=helptext, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_delegate(module))
+    for name, (_module, helptext) in DELEGATED.items():
+        sub.add_parser(name, help=f"{helptext} (`vcstream {name} --help`)", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        _setup_logging("-v" in argv[1:2])
+        module = importlib.import_module(DELEGATED[argv[0]][0])
+        return _run(argv[0], module.main, argv[1:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        return int(args.func(args) or 0)
-    except VcstreamError as err:
-        print(f"vcstream {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    _setup_logging(args.verbose)
+    return _run(args.command, args.func, args)
 
 
 if __name__ == "__main__":

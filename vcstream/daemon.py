@@ -59,6 +59,7 @@ def _start_playback(cfg: Config, engine: Engine):
         log.warning("%s; playback disabled, audio goes to the network only", err)
         return None
     engine.hub.subscribe("speaker", sink.offer)
+    engine.extra_status["playback"] = sink.stats
     return sink
 
 

@@ -20,6 +20,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,8 @@ class Engine:
         self._voice_active = False
         self._started_ns = time.monotonic_ns()
         self._history: list[dict] = []
+        # Edges the composition root adds (e.g. playback) report here: name -> stats().
+        self.extra_status: dict[str, Callable[[], dict]] = {}
 
     # ---- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -158,7 +161,15 @@ class Engine:
             self._active[request_id] = req
             self._cancelled.discard(request_id)
         self.hub.publish(
-            Event("accepted", request_id, {"queue_position": self._requests.qsize(), "mode": mode})
+            Event(
+                "accepted",
+                request_id,
+                {
+                    "queue_position": self._requests.qsize(),
+                    "mode": mode,
+                    "text": (text if text is not None else phonemes or "")[:200],
+                },
+            )
         )
         return request_id
 
@@ -304,6 +315,7 @@ class Engine:
             "current_request": current,
             "history": history,
             "listeners": self.hub.listener_names(),
+            **{name: stats() for name, stats in self.extra_status.items()},
             **snap,
         }
 

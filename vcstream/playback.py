@@ -39,6 +39,13 @@ class SpeakerSink:
             out[n:] = 0.0
             self.underruns += 1
 
+    def stats(self) -> dict:
+        return {
+            "underruns": self.underruns,
+            "output_underflows": self.output_underflows,
+            "dropped_samples": self.ring.dropped_samples,
+        }
+
     def start(self) -> None:
         sd = import_sounddevice()
         try:

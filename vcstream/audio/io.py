@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import wave
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def decode_wav(data: bytes, *, name: str = "<bytes>") -> tuple[np.ndarray, int]:
             if frames > _MAX_WAV_SECONDS * rate:
                 raise AudioFileError(f"{name}: longer than {_MAX_WAV_SECONDS} s, refused")
             raw = w.readframes(frames)
-    except (wave.Error, EOFError, ValueError) as err:
+    except (wave.Error, EOFError, ValueError, RuntimeError, struct.error) as err:
         raise AudioFileError(f"{name}: corrupt or unsupported WAV ({err})") from err
     usable = len(raw) - len(raw) % (width * channels)
     raw = raw[:usable]

