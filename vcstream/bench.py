@@ -132,8 +132,10 @@ def print_table(report: dict) -> None:
     console.print(table)
     for name, ok in report["targets"].items():
         console.print(f"target {name}: {'met' if ok else 'NOT met'}")
-    for label, r in report.get("network", {}).items():
-        console.print(f"network {label}: {r}")
+    if report.get("network"):
+        from vcstream.net.bench import network_table
+
+        console.print(network_table(report["network"]))
 
 
 def main(args: argparse.Namespace) -> int:

@@ -68,7 +68,7 @@ async def run(cfg: Config, stop: asyncio.Event, engine: Engine, on_ready=None) -
 
     _start_engine(engine)
     sink = _start_playback(cfg, engine)
-    service = NetworkService(cfg, engine, WEB_DIR)
+    service = NetworkService(cfg, engine, web_dir)
     try:
         await service.start()
         if on_ready is not None:
@@ -130,7 +130,10 @@ class RunningDaemon:
 
 
 def start_daemon(
-    cfg: Config, runtime: Runtime | None = None, timeout: float = 60.0
+    cfg: Config,
+    runtime: Runtime | None = None,
+    timeout: float = 60.0,
+    web_dir: Path = WEB_DIR,
 ) -> RunningDaemon:
     """Start the full daemon on a background thread and return once it is listening."""
     engine = build_engine(cfg, runtime)
@@ -148,7 +151,7 @@ def start_daemon(
             ready.set()
 
         try:
-            loop.run_until_complete(run(cfg, stop, engine, on_ready))
+            loop.run_until_complete(run(cfg, stop, engine, on_ready, web_dir))
         except BaseException as err:  # surfaced to the caller below
             box["error"] = err
             ready.set()

@@ -1,0 +1,293 @@
+"""Time to first audio as a network client sees it, over WebSocket and ZeroMQ.
+
+``measure_network`` starts a daemon on loopback ports chosen by the OS (sharing the
+bench's loaded models), and for each repetition times, back to back so that machine
+load affects all three alike: the in-process path of `vcstream say --json`, then a
+`speak` over WebSocket, then one over ZeroMQ. It reports the medians and what the
+network adds: client-seen time to first audio minus the in-process figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+from vcstream.net.client import WsClient, ZmqClient
+
+TARGET_ADDED_MS = 10.0  # median, on the 2-core CPU machine
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 2) if values else None
+
+
+async def _measure(client: WsClient | ZmqClient, text: str, repeat: int) -> dict[str, Any]:
+    ttfa, server, seconds = [], [], []
+    for _ in range(repeat):
+        r = await client.speak(text)
+        if r.error is not None:
+            raise RuntimeError(f"speak failed over {client.transport}: {r.error}")
+        ttfa.append(r.time_to_first_audio_ms)
+        server.append(r.server_first_audio_ms)
+        seconds.append(r.audio_seconds)
+    return {"client_ms": ttfa, "server_ms": server, "audio_seconds": seconds}
+
+
+def measure_client_ttfa(
+    transport: str,
+    endpoint: str,
+    text: str,
+    repeat: int = 5,
+    **client_kwargs: Any,
+) -> dict[str, Any]:
+    """Time to first audio seen by a client of a running daemon, ``repeat`` times.
+
+    ``transport``: "websocket" (``endpoint`` a ws:// URL) or "zmq" (``endpoint`` the ROUTER
+    endpoint). Returns the per-run figures and their medians.
+    """
+
+    async def run() -> dict[str, Any]:
+        client = WsClient(endpoint, **client_kwargs) if transport == "websocket" else None
+        if client is None:
+            client = ZmqClient(endpoint, **client_kwargs)
+        await client.connect()
+        try:
+            await client.speak(text)  # warm-up: first-request costs are not the network's
+            return await _measure(client, text, repeat)
+        finally:
+            await client.close()
+
+    raw = asyncio.run(run())
+    return {
+        "transport": transport,
+        "repeat": repeat,
+        "time_to_first_audio_ms": {
+            "median": _median(raw["client_ms"]),
+            "min": round(min(raw["client_ms"]), 2),
+            "max": round(max(raw["client_ms"]), 2),
+        },
+        "daemon_first_audio_ms_median": _median([s for s in raw["server_ms"] if s is not None]),
+        "audio_seconds": raw["audio_seconds"][-1],
+        "runs_ms": [round(v, 2) for v in raw["client_ms"]],
+    }
+
+
+def _say_ttfa_ms(rt, text: str) -> float:
+    """The `say --json` figure: prepare, then render until the first audio chunk."""
+    from vcstream.synth.base import SynthControls, VoiceConditioning
+
+    pipeline = rt.new_pipeline()
+    t0 = time.perf_counter()
+    prepared = pipeline.prepare(text=text)
+    for _ in pipeline.render(prepared, VoiceConditioning(), SynthControls()):
+        first = time.perf_counter() - t0
+        break
+    else:
+        raise RuntimeError("the pipeline produced no audio")
+    return 1000.0 * first
+
+
+def config_toml(cfg) -> str:
+    """A ``Config`` as TOML that ``load_config`` reads back to the same values."""
+    import dataclasses
+    import json as _json
+
+    lines: list[str] = []
+
+    def emit(obj, prefix: str) -> None:
+        scalars, tables = [], []
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            (tables if dataclasses.is_dataclass(value) else scalars).append((f.name, value))
+        if scalars:
+            lines.append(f"[{prefix}]")
+            for name, value in scalars:
+                # JSON literals of str/int/float/bool/list[str] are valid TOML.
+                lines.append(f"{name} = {_json.dumps(value)}")
+        for name, value in tables:
+            emit(value, f"{prefix}.{name}" if prefix else name)
+
+    emit(cfg, "")
+    return "\n".join(lines) + "\n"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _DaemonProcess:
+    """`vcstream serve` in its own process, as deployed: clients and daemon do not share
+    an interpreter (or its GIL)."""
+
+    def __init__(self, cfg, workdir) -> None:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.ws_port = _free_port()
+        pub_port, router_port = _free_port(), _free_port()
+        cfg.network.websocket.port = self.ws_port
+        cfg.network.zmq.pub = f"tcp://127.0.0.1:{pub_port}"
+        cfg.network.zmq.router = f"tcp://127.0.0.1:{router_port}"
+        self.ws_url = f"ws://127.0.0.1:{self.ws_port}/"
+        self.zmq_pub_endpoint, self.zmq_router_endpoint = (
+            cfg.network.zmq.pub,
+            cfg.network.zmq.router,
+        )
+        path = Path(workdir) / "bench-daemon.toml"
+        path.write_text(config_toml(cfg))
+        self.log = open(Path(workdir) / "bench-daemon.log", "w+b")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vcstream", "serve", "--config", str(path), "--no-capture"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        import json as _json
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                tail = self.log.read()[-2000:].decode("utf-8", "replace")
+                raise RuntimeError(f"bench daemon exited with {self.proc.returncode}: {tail}")
+            try:
+                url = f"http://127.0.0.1:{self.ws_port}/healthz"
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if _json.loads(r.read()).get("ok"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError("bench daemon did not become healthy in time")
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def measure_network(
+    cfg, rt, repeat: int = 5, text: str | None = None, in_process: bool = False
+) -> dict[str, Any]:
+    """Client-seen time to first audio over each transport against a daemon on loopback.
+
+    By default the daemon runs as its own `vcstream serve` process (as deployed);
+    ``in_process`` runs it on a thread of this process instead, sharing ``rt``'s models.
+    """
+    import copy
+    import tempfile
+
+    from vcstream.bench import TEXTS
+    from vcstream.daemon import start_daemon
+
+    text = text or TEXTS["medium"]
+    cfg = copy.deepcopy(cfg)
+    cfg.capture.source = "none"
+    cfg.output.playback = False
+    ws, zq = cfg.network.websocket, cfg.network.zmq
+    ws.enabled = zq.enabled = True
+    ws.host, ws.port, ws.token = "127.0.0.1", 0, ""
+    zq.pub, zq.router = "tcp://127.0.0.1:*", "tcp://127.0.0.1:*"
+    zq.curve_server_secret = zq.curve_allowed_clients = ""
+    ws.requests_per_second = max(ws.requests_per_second, 50.0)
+    tmp = tempfile.TemporaryDirectory(prefix="vcstream-bench-")
+    daemon = start_daemon(cfg, rt) if in_process else _DaemonProcess(cfg, tmp.name)
+    say, per = [], {"websocket": [], "zmq": []}
+    servers: dict[str, list[float]] = {"websocket": [], "zmq": []}
+    try:
+        if not in_process:
+            daemon.wait_ready()
+
+        async def run() -> None:
+            clients = {
+                "websocket": WsClient(daemon.ws_url),
+                "zmq": ZmqClient(daemon.zmq_router_endpoint, daemon.zmq_pub_endpoint),
+            }
+            for c in clients.values():
+                await c.connect()
+            try:
+                for c in clients.values():
+                    await c.speak(text)  # warm-up
+                for _ in range(repeat):
+                    say.append(await asyncio.to_thread(_say_ttfa_ms, rt, text))
+                    for name, c in clients.items():
+                        r = await c.speak(text)
+                        if r.error is not None:
+                            raise RuntimeError(f"speak over {name} failed: {r.error}")
+                        per[name].append(r.time_to_first_audio_ms)
+                        servers[name].append(r.server_first_audio_ms)
+            finally:
+                for c in clients.values():
+                    await c.close()
+
+        asyncio.run(run())
+    finally:
+        daemon.stop()
+        tmp.cleanup()
+    say_median = _median(say)
+    report: dict[str, Any] = {
+        "text": text,
+        "repeat": repeat,
+        "daemon": "thread" if in_process else "process",
+        "say_ttfa_ms_median": say_median,
+        "say_ttfa_ms": [round(v, 2) for v in say],
+    }
+    for name, values in per.items():
+        med = _median(values)
+        server_med = _median([s for s in servers[name] if s is not None])
+        report[name] = {
+            "client_ttfa_ms_median": med,
+            "client_ttfa_ms_max": round(max(values), 2),
+            "client_ttfa_ms": [round(v, 2) for v in values],
+            "daemon_first_audio_ms_median": server_med,
+            "added_vs_say_ms": round(med - say_median, 2),
+            # Each run's network figure next to the in-process one taken just before it:
+            # less sensitive to load that drifts during the benchmark.
+            "added_vs_say_ms_paired_median": _median(
+                [v - s for v, s in zip(values, say, strict=True)]
+            ),
+            "transport_only_ms": None if server_med is None else round(med - server_med, 2),
+            f"target_added_le_{TARGET_ADDED_MS:.0f}ms": med - say_median <= TARGET_ADDED_MS,
+        }
+    return report
+
+
+def network_table(net: dict[str, Any]):  # returns a rich Table
+    """The ``measure_network`` report as a table for `vcstream bench`."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"time to first audio as a client sees it (median of {net['repeat']}, "
+        f"daemon in its own {net['daemon']}; say --json: {net['say_ttfa_ms_median']} ms)"
+    )
+    for col in ("transport", "client ms", "daemon ms", "transport ms", "added vs say ms", "target"):
+        table.add_column(col, justify="right")
+    for name in ("websocket", "zmq"):
+        r = net[name]
+        ok = r[f"target_added_le_{TARGET_ADDED_MS:.0f}ms"]
+        table.add_row(
+            name,
+            f"{r['client_ttfa_ms_median']:.1f}",
+            f"{r['daemon_first_audio_ms_median']:.1f}",
+            f"{r['transport_only_ms']:.1f}",
+            f"{r['added_vs_say_ms']:+.1f}",
+            f"<= {TARGET_ADDED_MS:.0f} ms: {'met' if ok else 'NOT met'}",
+        )
+    return table
