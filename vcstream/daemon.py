@@ -63,7 +63,13 @@ def _start_playback(cfg: Config, engine: Engine):
     return sink
 
 
-async def run(cfg: Config, stop: asyncio.Event, engine: Engine, on_ready=None) -> None:
+async def run(
+    cfg: Config,
+    stop: asyncio.Event,
+    engine: Engine,
+    on_ready=None,
+    web_dir: Path = WEB_DIR,
+) -> None:
     from vcstream.net.service import NetworkService
 
     _start_engine(engine)
