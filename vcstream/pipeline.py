@@ -31,6 +31,26 @@ class PreparedText:
         return sum(len(s) for s in self.sentences)
 
 
+def prepare_text(
+    frontend,
+    max_chars: int,
+    text: str | None = None,
+    phonemes: str | None = None,
+) -> PreparedText:
+    """Text or explicit phonemes (exactly one) to validated sentences of phonemes."""
+    if (text is None) == (phonemes is None):
+        raise InputError("give exactly one of text or phonemes")
+    if text is not None:
+        if not isinstance(text, str):
+            raise InputError("text must be a string")
+        sentences = frontend.prepare(text, max_chars)
+        return PreparedText([s.phonemes for s in sentences], text)
+    if not isinstance(phonemes, str):
+        raise InputError("phonemes must be a string")
+    sentences = frontend.prepare_phonemes(phonemes, max_chars)
+    return PreparedText([s.phonemes for s in sentences], None)
+
+
 class SpeechPipeline:
     def __init__(
         self,
@@ -51,18 +71,8 @@ class SpeechPipeline:
 
     def prepare(self, text: str | None = None, phonemes: str | None = None) -> PreparedText:
         """Validate and convert a request's text or phonemes; raises ``InputError``."""
-        if (text is None) == (phonemes is None):
-            raise InputError("give exactly one of text or phonemes")
         with self.metrics.timer("frontend").time():
-            if text is not None:
-                if not isinstance(text, str):
-                    raise InputError("text must be a string")
-                sentences = self.frontend.prepare(text, self.max_text_chars)
-                return PreparedText([s.phonemes for s in sentences], text)
-            if not isinstance(phonemes, str):
-                raise InputError("phonemes must be a string")
-            sentences = self.frontend.prepare_phonemes(phonemes, self.max_text_chars)
-            return PreparedText([s.phonemes for s in sentences], None)
+            return prepare_text(self.frontend, self.max_text_chars, text, phonemes)
 
     def render(
         self,
