@@ -91,7 +91,7 @@ def build_synthesizer(cfg: Config, device: torch.device):
     if name == "piper":
         from vcstream.synth.piper_backend import PiperSynthesizer
 
-        return PiperSynthesizer()
+        return PiperSynthesizer(threads=cfg.device.cpu_threads)
     raise InputError(f"unknown synthesiser backend {name!r} (available: piper)")
 
 
