@@ -265,6 +265,14 @@ def test_first_chunk_leaves_as_soon_as_its_frames_are_there(
     assert 8 * HOP <= len(first) < 9 * HOP
 
 
+def test_warm_up_leaves_no_trace(generator: HifiGanGenerator, mel: torch.Tensor) -> None:
+    vocoder = StreamingVocoder(generator, chunk_frames=8, first_chunk_frames=4, method="stateful")
+    fresh = np.concatenate(stream(vocoder, mel[:, :24], [8]))
+    vocoder.process(mel[:, :10])
+    vocoder.warm_up()
+    assert np.array_equal(np.concatenate(stream(vocoder, mel[:, :24], [8])), fresh)
+
+
 def test_reset_starts_a_fresh_utterance(generator: HifiGanGenerator, mel: torch.Tensor) -> None:
     for method in ("window", "stateful"):
         vocoder = StreamingVocoder(generator, chunk_frames=16, method=method)

@@ -62,14 +62,8 @@ class Runtime:
     def new_vocoder(self):
         from vcstream.vocoder.streaming import StreamingVocoder
 
-        v = self.cfg.vocoder
-        chunk = v.cpu_chunk_frames if self.device.type == "cpu" else v.chunk_frames
-        return StreamingVocoder(
-            self.generator,
-            chunk_frames=chunk,
-            left_context_frames=v.left_context_frames,
-            right_context_frames=v.right_context_frames,
-            first_chunk_frames=v.first_chunk_frames,
+        return StreamingVocoder.from_config(
+            self.generator, self.cfg.vocoder, fast_cpu=self.cfg.vocoder.cpu_fast
         )
 
     def new_pipeline(self) -> SpeechPipeline:
@@ -95,6 +89,12 @@ def build_synthesizer(cfg: Config, device: torch.device):
     raise InputError(f"unknown synthesiser backend {name!r} (available: piper)")
 
 
+def runtime_vocoder_warm_up(generator, cfg: Config) -> None:
+    from vcstream.vocoder.streaming import StreamingVocoder
+
+    StreamingVocoder.from_config(generator, cfg.vocoder, fast_cpu=cfg.vocoder.cpu_fast).warm_up()
+
+
 def build_runtime(cfg: Config, *, device: str | None = None, frontend=None) -> Runtime:
     from vcstream import weights
     from vcstream.encoder.ge2e import SpeakerEncoder
@@ -108,6 +108,9 @@ def build_runtime(cfg: Config, *, device: str | None = None, frontend=None) -> R
     generator = HifiGanGenerator.from_checkpoint(
         weights.hifigan_checkpoint(cfg.vocoder.checkpoint), dev
     )
+    # The first call of a fresh generator is about twice as slow: pay it at load, not on
+    # the first request.
+    runtime_vocoder_warm_up(generator, cfg)
     runtime = Runtime(
         cfg=cfg,
         device=dev,

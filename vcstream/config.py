@@ -56,10 +56,11 @@ class SynthConfig:
 class VocoderConfig:
     checkpoint: str = "universal"
     chunk_frames: int = 32
-    left_context_frames: int = 16
-    right_context_frames: int = 8
+    left_context_frames: int = 12
+    right_context_frames: int = 12
     first_chunk_frames: int = 16
-    cpu_chunk_frames: int = 48
+    cpu_chunk_frames: int = 32
+    cpu_fast: bool = True
 
 
 @dataclass

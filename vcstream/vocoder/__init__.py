@@ -6,6 +6,7 @@ import torch
 
 from vcstream import weights
 from vcstream.vocoder.hifigan import HifiGanConfig, HifiGanGenerator
+from vcstream.vocoder.streaming import StreamingVocoder
 
 
 def load_vocoder(name: str = "universal", device: str | torch.device = "cpu") -> HifiGanGenerator:
@@ -13,4 +14,4 @@ def load_vocoder(name: str = "universal", device: str | torch.device = "cpu") ->
     return HifiGanGenerator.from_checkpoint(weights.hifigan_checkpoint(name), device)
 
 
-__all__ = ["HifiGanConfig", "HifiGanGenerator", "load_vocoder"]
+__all__ = ["HifiGanConfig", "HifiGanGenerator", "StreamingVocoder", "load_vocoder"]

@@ -95,14 +95,15 @@ def measure(
     chunk_frames: Sequence[int] = (16, 32, 48),
     first_chunk_frames: int = 16,
     contexts: Sequence[tuple[int, int]] = ((12, 12),),
-    modes: Sequence[str] = ("window", "fast_cpu"),
+    modes: Sequence[str] | None = None,
     piece_frames: int = 32,
     repeat: int = 3,
 ) -> dict:
     """Benchmark the vocoder on ``audio`` (default: ``speech_audio()``) at 22050 Hz.
 
     For each mode ("window": float32 windows with each of ``contexts``; "stateful":
-    float32 stateful; "fast_cpu": the reduced-quality CPU mode) and chunk size: median
+    float32 stateful; "fast_cpu": the reduced-quality CPU mode; default: the modes the
+    daemon would use on the generator's device) and chunk size: median
     real-time factor (seconds of compute per second of audio), time to the first chunk
     (mel arriving ``piece_frames`` at a time, all of it ready), difference from the
     whole-utterance float32 output in dB, and log-spectral distance to the input mel.
@@ -114,6 +115,8 @@ def measure(
 
         generator = load_vocoder()
     device = next(generator.parameters()).device
+    if modes is None:  # what the daemon would run on this device
+        modes = ("stateful", "fast_cpu") if device.type == "cpu" else ("window",)
     if audio is None:
         audio = speech_audio()
     mel = mel_spectrogram(audio).to(device)
