@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +28,6 @@ from vcstream.weights import speaker_encoder_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SPEAKERS = ("joe", "slt")
-
-
-@pytest.fixture(scope="module")
-def encoder() -> Iterator[SpeakerEncoder]:
-    # One intra-op thread: batch-1 LSTM steps gain little from two, and on a shared,
-    # busy machine two threads stall each other at every step's barrier.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield SpeakerEncoder.from_checkpoint()
-    torch.set_num_threads(threads)
 
 
 def load(name: str) -> np.ndarray:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from vcstream.audio.io import read_wav
 from vcstream.audio.pitch import estimate_f0
@@ -25,16 +23,6 @@ NOISE_DBFS = -62.0
 SPEECH_GAIN = 0.3
 # A gate that passes every frame: the stream is then the input itself.
 OPEN_GATE = EmbedderConfig(vad_threshold_db=0.0, vad_floor_dbfs=-200.0)
-
-
-@pytest.fixture(scope="module")
-def encoder() -> Iterator[SpeakerEncoder]:
-    # One intra-op thread: batch-1 LSTM steps gain little from two, and on a shared,
-    # busy machine two threads stall each other at every step's barrier.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield SpeakerEncoder.from_checkpoint()
-    torch.set_num_threads(threads)
 
 
 def load(name: str) -> np.ndarray:

@@ -32,11 +32,6 @@ ARTIFACTS = ROOT / "artifacts"
 STATS = "window.vcstreamStats"
 
 
-@pytest.fixture(scope="module")
-def voices_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("voices")
-
-
 def _config(voices_dir: Path, port: int = 0):
     cfg = daemon_config(voices_dir)
     cfg.capture.source = "file"
