@@ -109,6 +109,12 @@ class Engine:
             t = threading.Thread(target=target, name=f"vcstream-{name}", daemon=True)
             t.start()
             self._threads.append(t)
+        if not self.pipeline.synthesizer.clones:
+            log.warning(
+                "synthesiser %r is a baseline: it ignores the speaker embedding and does not "
+                "clone the voice",
+                self.pipeline.synthesizer.name,
+            )
         log.info(
             "engine started: synthesiser %s (clones=%s), device %s, frame %d ms",
             self.pipeline.synthesizer.name,
