@@ -179,3 +179,22 @@ def test_stage_timer_snapshot():
         t.add(ms, units=1)
     snap = t.snapshot()
     assert snap["count"] == 4 and snap["p50_ms"] == 3.0 and snap["units"] == 4
+
+
+def test_fastpitch_backend_is_selectable_and_says_when_untrained():
+    import torch
+
+    from vcstream.app import build_synthesizer
+    from vcstream.errors import ModelMissingError
+    from vcstream.synth.fastpitch import DEFAULT_CHECKPOINT
+
+    cfg = Config()
+    cfg.synth.backend = "fastpitch"
+    if DEFAULT_CHECKPOINT.is_file():
+        assert build_synthesizer(cfg, torch.device("cpu")).clones
+    else:
+        with pytest.raises(ModelMissingError, match="vcstream train"):
+            build_synthesizer(cfg, torch.device("cpu"))
+    cfg.synth.backend = "nope"
+    with pytest.raises(InputError, match="available: piper, fastpitch"):
+        build_synthesizer(cfg, torch.device("cpu"))

@@ -86,7 +86,13 @@ def build_synthesizer(cfg: Config, device: torch.device):
         from vcstream.synth.piper_backend import PiperSynthesizer
 
         return PiperSynthesizer(threads=cfg.device.cpu_threads)
-    raise InputError(f"unknown synthesiser backend {name!r} (available: piper)")
+    if name == "fastpitch":
+        # Ours; speaker-conditioned. Until a trained checkpoint ships (vcstream/assets/
+        # fastpitch.pt) this raises ModelMissingError saying how to train one.
+        from vcstream.synth.fastpitch import FastPitchSynthesizer
+
+        return FastPitchSynthesizer(device=device)
+    raise InputError(f"unknown synthesiser backend {name!r} (available: piper, fastpitch)")
 
 
 def runtime_vocoder_warm_up(generator, cfg: Config) -> None:
