@@ -72,6 +72,18 @@ def test_output_buffer_clear_releases_producer_and_reports_cancel():
     assert not buf.put("a", np.zeros(1, np.float32))  # cleared requests take no more audio
     taken = buf.take(4)
     assert taken.cancelled and taken.request_id == "a"
+    # The pacer has discarded the cancelled segment; a producer still running for "a" must
+    # not start a new one (barge-in would otherwise let the rest of the request play).
+    assert not buf.put("a", np.ones(8, np.float32))
+    buf.end("a")
+    assert buf.take(4) is None and buf.buffered_samples == 0
+
+
+def test_output_buffer_clear_of_a_request_not_yet_started():
+    buf = OutputBuffer(100)
+    buf.clear("b")  # cancelled while still queued: it never produced audio
+    assert not buf.put("b", np.ones(4, np.float32))
+    assert buf.take(4) is None
 
 
 def test_default_toml_matches_dataclass_defaults():

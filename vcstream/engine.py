@@ -194,7 +194,8 @@ class Engine:
 
     def _finish(self, req: SpeakRequest, **data: Any) -> None:
         with self._lock:
-            self._active.pop(req.request_id, None)
+            if self._active.pop(req.request_id, None) is None:
+                return  # already finished (pacer and worker may both see a cancel)
             self._cancelled.discard(req.request_id)
             entry = {
                 "id": req.request_id,
@@ -376,7 +377,13 @@ class Engine:
                 ):
                     if not self._outbuf.put(rid, chunk):
                         break
-                self._outbuf.end(rid)
+                if self._is_cancelled(rid):
+                    # Cancelled before any of its audio reached the buffer: nothing will
+                    # pass the pacer, so the worker reports it done.
+                    self._outbuf.clear(rid)
+                    self._finish(req, cancelled=True)
+                else:
+                    self._outbuf.end(rid)
             except VcstreamError as err:
                 self._outbuf.clear(rid)
                 self.hub.publish(Event("error", rid, {"code": err.code, "message": str(err)}))

@@ -39,6 +39,9 @@ class OutputBuffer:
         self._segments: deque[_Segment] = deque()
         self._samples = 0
         self._closed = False
+        # Ids cleared recently: a producer still running for one of them must not start a
+        # fresh segment after the pacer has already discarded the cancelled one.
+        self._cleared: deque[str] = deque(maxlen=256)
 
     @property
     def buffered_samples(self) -> int:
@@ -55,6 +58,8 @@ class OutputBuffer:
     def put(self, request_id: str, pcm: np.ndarray, timeout: float | None = None) -> bool:
         """Append audio; waits while the buffer is full. False if the request was cleared."""
         with self._cond:
+            if request_id in self._cleared:
+                return False
             seg = self._segment(request_id)
             ok = self._cond.wait_for(
                 lambda: self._closed or seg.cancelled or self._samples < self.capacity, timeout
@@ -69,6 +74,8 @@ class OutputBuffer:
 
     def end(self, request_id: str) -> None:
         with self._cond:
+            if request_id in self._cleared:
+                return
             self._segment(request_id).ended = True
             self._cond.notify_all()
 
@@ -83,6 +90,11 @@ class OutputBuffer:
                     seg.chunks.clear()
                     seg.samples = 0
                     cleared.append(seg.request_id)
+            if request_id is not None and request_id not in self._cleared:
+                self._cleared.append(request_id)
+            for rid in cleared:
+                if rid not in self._cleared:
+                    self._cleared.append(rid)
             self._cond.notify_all()
             return cleared
 
