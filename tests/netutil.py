@@ -73,3 +73,14 @@ def stalled_ws_client(port: int, recv_buffer: int = 4096) -> socket.socket:
         got += s.recv(1)  # byte by byte: read nothing past the response headers
     assert got.startswith(b"HTTP/1.1 101"), got[:100]
     return s
+
+
+def wait_until(predicate, timeout: float, what: str = "condition"):
+    """Poll ``predicate`` every 0.1 s; its first truthy value, or ``TimeoutError``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}")

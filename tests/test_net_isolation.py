@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from pathlib import Path
 
 import pytest
 from netutil import daemon_config, rss_bytes, running_daemon, stalled_ws_client
@@ -14,11 +13,6 @@ from vcstream.net.client import WsClient
 
 STALL_S = 30.0
 SENTENCE = "A slow listener must never hold up the others."
-
-
-@pytest.fixture(scope="module")
-def voices_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("voices")
 
 
 @pytest.fixture(scope="module")

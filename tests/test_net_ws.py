@@ -29,11 +29,6 @@ DURATION_TOLERANCE = 0.06
 
 
 @pytest.fixture(scope="module")
-def voices_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("voices")
-
-
-@pytest.fixture(scope="module")
 def runtime(voices_dir):
     from vcstream.app import build_runtime
     from vcstream.references import embed_references

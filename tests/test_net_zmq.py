@@ -20,11 +20,6 @@ TEXT = "Numbers on the wire should never skip. Two sentences make sure of it."
 
 
 @pytest.fixture(scope="module")
-def voices_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("voices")
-
-
-@pytest.fixture(scope="module")
 def runtime(voices_dir):
     from vcstream.app import build_runtime
 

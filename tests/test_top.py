@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from netutil import FIXTURES, ROOT, daemon_config
+from netutil import FIXTURES, ROOT, daemon_config, wait_until
 
 ARTIFACTS = ROOT / "artifacts"
 COLS, ROWS = 120, 40
@@ -106,13 +106,7 @@ def _top(url: str) -> str:
 
 
 def _wait(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}")
+    return wait_until(predicate, timeout, what)
 
 
 def _assert_clean_exit(tmux: Tmux, name: str, code: int) -> None:

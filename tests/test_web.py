@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from chromium_cdp import Chromium, chromium_binary
-from netutil import FIXTURES, ROOT, daemon_config
+from netutil import FIXTURES, ROOT, daemon_config, wait_until
 
 from vcstream.testing import RecordingPublisher
 
@@ -59,13 +59,7 @@ def _stats(b: Chromium) -> dict:
 
 
 def _wait(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}")
+    return wait_until(predicate, timeout, what)
 
 
 def _embedding_after(rec: RecordingPublisher, t_ns: int, **want):

@@ -95,12 +95,6 @@ def build_synthesizer(cfg: Config, device: torch.device):
     raise InputError(f"unknown synthesiser backend {name!r} (available: piper, fastpitch)")
 
 
-def runtime_vocoder_warm_up(generator, cfg: Config) -> None:
-    from vcstream.vocoder.streaming import StreamingVocoder
-
-    StreamingVocoder.from_config(generator, cfg.vocoder, fast_cpu=cfg.vocoder.cpu_fast).warm_up()
-
-
 def build_runtime(cfg: Config, *, device: str | None = None, frontend=None) -> Runtime:
     from vcstream import weights
     from vcstream.encoder.ge2e import SpeakerEncoder
@@ -114,9 +108,6 @@ def build_runtime(cfg: Config, *, device: str | None = None, frontend=None) -> R
     generator = HifiGanGenerator.from_checkpoint(
         weights.hifigan_checkpoint(cfg.vocoder.checkpoint), dev
     )
-    # The first call of a fresh generator is about twice as slow: pay it at load, not on
-    # the first request.
-    runtime_vocoder_warm_up(generator, cfg)
     runtime = Runtime(
         cfg=cfg,
         device=dev,
@@ -126,5 +117,8 @@ def build_runtime(cfg: Config, *, device: str | None = None, frontend=None) -> R
         generator=generator,
         metrics=Metrics(),
     )
+    # The first call of a fresh generator is about twice as slow: pay it at load, not on
+    # the first request.
+    runtime.new_vocoder().warm_up()
     log.info("models loaded on %s; synthesiser %s", dev, cfg.synth.backend)
     return runtime

@@ -45,7 +45,8 @@ def import_sounddevice():
     return sounddevice
 
 
-def _device_arg(device: str) -> int | str | None:
+def device_arg(device: str) -> int | str | None:
+    """A config device string to PortAudio's argument: index, name, or None for default."""
     if device == "":
         return None
     return int(device) if device.isdigit() else device
@@ -59,7 +60,7 @@ class SoundDeviceSource:
         self.sample_rate_hz = cfg.sample_rate_hz
         self.ring = SampleRing(int(cfg.ring_seconds * cfg.sample_rate_hz))
         self._block = int(cfg.sample_rate_hz * cfg.block_ms / 1000)
-        self._device = _device_arg(cfg.device)
+        self._device = device_arg(cfg.device)
         self._stream = None
         self.input_overflows = 0
         self.input_underflows = 0

@@ -90,9 +90,8 @@ class OutputBuffer:
                     seg.chunks.clear()
                     seg.samples = 0
                     cleared.append(seg.request_id)
-            if request_id is not None and request_id not in self._cleared:
-                self._cleared.append(request_id)
-            for rid in cleared:
+            # A named request is remembered even when it has no segment yet (still queued).
+            for rid in cleared if request_id is None else [request_id]:
                 if rid not in self._cleared:
                     self._cleared.append(rid)
             self._cond.notify_all()

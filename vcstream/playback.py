@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from vcstream.capture import import_sounddevice
+from vcstream.capture import device_arg, import_sounddevice
 from vcstream.errors import DeviceUnavailableError
 from vcstream.hub import AudioFrame, Event
 from vcstream.ringbuffer import SampleRing
@@ -21,7 +21,7 @@ class SpeakerSink:
     def __init__(self, sample_rate_hz: int, device: str = "", buffer_seconds: float = 2.0) -> None:
         self.sample_rate_hz = sample_rate_hz
         self.ring = SampleRing(int(buffer_seconds * sample_rate_hz))
-        self._device = int(device) if device.isdigit() else (device or None)
+        self._device = device_arg(device)
         self._stream = None
         self.underruns = 0
         self.output_underflows = 0

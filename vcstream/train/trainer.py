@@ -246,14 +246,10 @@ class Trainer:
 
     # --- steps --------------------------------------------------------------------------
 
-    def train_step(self, targets: Targets) -> dict[str, float]:
-        self.model.train()
-        for g in self.optim.param_groups:
-            g["lr"] = lr_at(self.step + 1, self.cfg)
-        t = to_device(targets, self.device)
-        out = self.model(t)
-        losses = compute_losses(
-            out,
+    def _losses(self, t: Targets) -> dict[str, torch.Tensor]:
+        """Forward pass and every loss term, for training and validation alike."""
+        return compute_losses(
+            self.model(t),
             t.text_lens,
             t.mel_lens,
             t.speaker_log_f0,
@@ -261,6 +257,13 @@ class Trainer:
             self.step,
             self.model.cfg.norm.log_f0_std,
         )
+
+    def train_step(self, targets: Targets) -> dict[str, float]:
+        self.model.train()
+        for g in self.optim.param_groups:
+            g["lr"] = lr_at(self.step + 1, self.cfg)
+        t = to_device(targets, self.device)
+        losses = self._losses(t)
         self.optim.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
@@ -282,16 +285,7 @@ class Trainer:
                 [self.val_set[i] for i in range(s, min(s + bs, len(self.val_set)))]
             )
             t = to_device(t, self.device)
-            out = self.model(t)
-            losses = compute_losses(
-                out,
-                t.text_lens,
-                t.mel_lens,
-                t.speaker_log_f0,
-                self.cfg.weights,
-                self.step,
-                self.model.cfg.norm.log_f0_std,
-            )
+            losses = self._losses(t)
             k = len(t.text_lens)
             for name, v in losses.items():
                 sums[name] = sums.get(name, 0.0) + float(v) * k
