@@ -86,6 +86,9 @@ class Engine:
         self._outbuf = OutputBuffer(int(cfg.engine.output_buffer_seconds * self.sample_rate_hz))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # The embedder is fed on the embed thread and steered (freeze, reset) from control
+        # threads; its state changes only under this lock.
+        self._embed_lock = threading.Lock()
         self._lock = threading.Lock()  # guards the fields below
         self._cancelled: set[str] = set()
         self._active: dict[str, SpeakRequest] = {}  # accepted and not yet done
@@ -217,8 +220,9 @@ class Engine:
         with self._lock:
             if self._loaded is not None:
                 return self._conditioning_of(self._loaded)
-        emb = self.embedder.embedding
-        stats = self.embedder.pitch_stats
+        with self._embed_lock:
+            emb = self.embedder.embedding
+            stats = self.embedder.pitch_stats
         mean, std = stats if stats is not None else (None, None)
         return VoiceConditioning(emb, mean, std)
 
@@ -226,34 +230,38 @@ class Engine:
         with self._lock:
             loaded = self._loaded.name if self._loaded else None
         e = self.embedder
-        return {
-            "loaded_voice": loaded,
-            "has_embedding": e.embedding is not None,
-            "voiced_seconds": round(float(e.voiced_seconds), 2),
-            "n_partials": int(e.n_partials),
-            "convergence": None if e.convergence is None else round(float(e.convergence), 5),
-            "frozen": bool(e.frozen),
-        }
+        with self._embed_lock:
+            return {
+                "loaded_voice": loaded,
+                "has_embedding": e.embedding is not None,
+                "voiced_seconds": round(float(e.voiced_seconds), 2),
+                "n_partials": int(e.n_partials),
+                "convergence": None if e.convergence is None else round(float(e.convergence), 5),
+                "frozen": bool(e.frozen),
+            }
 
-    def _embedding_event(self) -> None:
-        self.hub.publish(Event("embedding", None, self.voice_state()))
+    def _embedding_event(self) -> dict:
+        """Publish the voice state and return it."""
+        state = self.voice_state()
+        self.hub.publish(Event("embedding", None, state))
+        return state
 
     def voice_freeze(self) -> dict:
-        self.embedder.freeze()
-        self._embedding_event()
-        return self.voice_state()
+        with self._embed_lock:
+            self.embedder.freeze()
+        return self._embedding_event()
 
     def voice_unfreeze(self) -> dict:
-        self.embedder.unfreeze()
-        self._embedding_event()
-        return self.voice_state()
+        with self._embed_lock:
+            self.embedder.unfreeze()
+        return self._embedding_event()
 
     def voice_reset(self) -> dict:
         with self._lock:
             self._loaded = None
-        self.embedder.reset()
-        self._embedding_event()
-        return self.voice_state()
+        with self._embed_lock:
+            self.embedder.reset()
+        return self._embedding_event()
 
     def voice_save(self, name: str) -> dict:
         check_name(name)
@@ -266,12 +274,14 @@ class Engine:
                 sources=[f"voice:{loaded.name}"],
             )  # fmt: skip
         else:
-            emb = self.embedder.embedding
+            with self._embed_lock:
+                emb = self.embedder.embedding
+                stats = self.embedder.pitch_stats
+                voiced_seconds = float(self.embedder.voiced_seconds)
             if emb is None:
                 raise InputError("no voice to save yet: nothing voiced has been heard")
-            stats = self.embedder.pitch_stats
             profile = VoiceProfile(
-                name, np.asarray(emb, np.float32), float(self.embedder.voiced_seconds),
+                name, np.asarray(emb, np.float32), voiced_seconds,
                 self.model_name,
                 log_f0_mean=None if stats is None else float(stats[0]),
                 log_f0_std=None if stats is None else float(stats[1]),
@@ -340,7 +350,7 @@ class Engine:
                 continue
             audio = ring.read()
             try:
-                with timer.time(len(audio) / self.source.sample_rate_hz):
+                with self._embed_lock, timer.time(len(audio) / self.source.sample_rate_hz):
                     update = self.embedder.process(audio)
             except Exception:  # keep capturing; the error is logged with its traceback
                 log.exception("speaker embedder failed on a block")
