@@ -9,6 +9,7 @@ and what the page's audio worklet counted. A screenshot goes to artifacts/web.pn
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -17,6 +18,15 @@ from chromium_cdp import Chromium, chromium_binary
 from netutil import FIXTURES, ROOT, daemon_config, wait_until
 
 from vcstream.testing import RecordingPublisher
+
+
+def js_to_fixed0(value: float) -> int:
+    """What JavaScript's ``Number(value).toFixed(0)`` shows: halves round up.
+
+    Python's format rounds halves to even (328.5 -> "328"); the page shows "329".
+    """
+    return math.floor(value + 0.5)
+
 
 pytestmark = pytest.mark.slow
 
@@ -228,7 +238,7 @@ def test_monitor_page_against_real_daemon(browser, runtime, voices_dir):
             "state": "done",
             "text": SENTENCE,
             "rid": f"{rid} (this page)",
-            "ttfa": f"{done.data['first_audio_ms']:.0f} ms",
+            "ttfa": f"{js_to_fixed0(done.data['first_audio_ms'])} ms",
         }
 
         # The request's samples reached the worklet and were played. The jitter buffer
