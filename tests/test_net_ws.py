@@ -379,3 +379,31 @@ def test_exposed_without_protection_refuses_to_start(runtime, voices_dir):
     cfg = daemon_config(voices_dir, max_message_bytes=1 << 20)
     with pytest.raises(InputError, match="max_message_bytes"), running_daemon(cfg, runtime):
         pass
+
+
+def test_bootstrap_median_interval_brackets_the_median() -> None:
+    from vcstream.net.bench import bootstrap_median_interval
+
+    assert bootstrap_median_interval([4.0] * 9) == (4.0, 4.0)
+    values = [float(v) for v in range(-10, 11)]
+    lo, hi = bootstrap_median_interval(values)
+    assert lo < 0.0 < hi
+    wide = bootstrap_median_interval([10.0 * v for v in values])
+    assert wide[0] < lo and wide[1] > hi
+
+
+def test_network_bench_measures_both_transports(runtime) -> None:
+    from vcstream.net.bench import measure_network, network_table
+
+    cfg = daemon_config(runtime.cfg.voices.dir)
+    net = measure_network(cfg, runtime, repeat=2, text="Hello there.", in_process=True)
+    assert len(net["say_ttfa_ms"]) == 2 and all(v > 0 for v in net["say_ttfa_ms"])
+    for name in ("websocket", "zmq"):
+        r = net[name]
+        assert len(r["client_ttfa_ms"]) == 2
+        # The client's clock starts before the daemon's (which starts once the text is
+        # prepared) and stops after it, so it can never see first audio sooner.
+        assert r["client_ttfa_ms_median"] >= r["daemon_first_audio_ms_median"]
+        lo, hi = r["added_vs_say_ms_paired_ci90"]
+        assert lo <= r["added_vs_say_ms_paired_median"] <= hi
+    assert network_table(net).row_count == 2

@@ -163,11 +163,12 @@ def main(args: argparse.Namespace) -> int:
         ),
     }
     try:
-        from vcstream.net.bench import measure_network
+        from vcstream.net.bench import DEFAULT_REPEAT, measure_network
     except ImportError:
         measure_network = None
     if measure_network is not None and not getattr(args, "no_network", False):
-        report["network"] = measure_network(cfg, rt, repeat=args.repeat)
+        repeat = getattr(args, "network_repeat", None) or DEFAULT_REPEAT
+        report["network"] = measure_network(cfg, rt, repeat=repeat)
     print_table(report)
     text = json.dumps(report, indent=1, default=float)
     print(text)

@@ -237,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json-out", help="also write the JSON report to this file")
     p.add_argument("--reference", nargs="*", default=[], help="reference recordings")
     p.add_argument("--no-network", action="store_true", help="skip the transport measurements")
+    p.add_argument(
+        "--network-repeat",
+        type=int,
+        help="paired say/WebSocket/ZeroMQ runs for the transport figures (default 21, "
+        "about 8 s each)",
+    )
     p.set_defaults(func=cmd_bench)
 
     for name, (_module, helptext) in DELEGATED.items():
