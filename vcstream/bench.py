@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -106,7 +107,9 @@ def print_table(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    # Piped into a file or a note, rich would fold the tables to 80 columns and elide
+    # the figures; a terminal keeps its own width.
+    console = Console() if sys.stdout.isatty() else Console(width=140)
     m = report["machine"]
     title = f"vcstream bench: {report['synthesizer']} on {report['device']} ({m['cpu']}, "
     title += f"{m['cores']} cores, {m['torch_threads']} torch threads)"

@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 MODES = ("queue", "interrupt")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,32}$")  # fits the wire header's 32-byte field
 METRICS_PERIOD_S = 0.1
+# The embed thread reads whatever the capture ring holds this often. Every wake-up takes
+# the GIL from the synthesis thread, so it wakes at 20 Hz, not per 20 ms block: the
+# embedder takes blocks of any length, and the 10 Hz metrics need no finer level meter.
+EMBED_POLL_S = 0.05
 
 
 @dataclass
@@ -342,11 +346,9 @@ class Engine:
         # for both cores and its latency collapses (measured: 5 ms -> 50 ms median).
         torch.set_num_threads(1)
         ring = self.source.ring
-        block = int(self.source.sample_rate_hz * 0.02)
         timer = self.metrics.timer("embed")
-        while not self._stop.is_set():
-            if ring.available() < block:
-                time.sleep(0.01)
+        while not self._stop.wait(EMBED_POLL_S):
+            if not ring.available():
                 continue
             audio = ring.read()
             try:
