@@ -187,12 +187,15 @@ class Aligner(nn.Module):
         text_mask: torch.Tensor,  # [B, N]
         log_prior: torch.Tensor,  # [B, M, N]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        k = self.key(keys.transpose(1, 2))  # [B, a, N]
-        q = self.query(mel)  # [B, a, M]
+        k = self.key(keys.transpose(1, 2)).float()  # [B, a, N]
+        q = self.query(mel).float()  # [B, a, M]
         # Squared distances [B, M, N] via ||q||^2 + ||k||^2 - 2 q.k: no [B, a, M, N] tensor.
-        qq = q.pow(2).sum(1)[:, :, None]
-        kk = k.pow(2).sum(1)[:, None, :]
-        dist = (qq + kk - 2 * torch.bmm(q.transpose(1, 2), k)).clamp(min=0)
+        # Always in float32: under bfloat16 autocast the difference of large terms would
+        # cancel to noise and the alignment would wander.
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            qq = q.pow(2).sum(1)[:, :, None]
+            kk = k.pow(2).sum(1)[:, None, :]
+            dist = (qq + kk - 2 * torch.bmm(q.transpose(1, 2), k)).clamp(min=0)
         scores = -self.temperature * dist
         logp = F.log_softmax(scores.masked_fill(~text_mask[:, None, :], -1e9), dim=-1) + log_prior
         logp = logp.masked_fill(~text_mask[:, None, :], -1e9)
@@ -278,7 +281,7 @@ class FastPitch(nn.Module):
 
     def predict_speaker_log_f0(self, embedding: torch.Tensor) -> torch.Tensor:
         """``[B, 2]``: predicted mean and std of the speaker's natural-log F0."""
-        out = self.pitch_stats(embedding)
+        out = self.pitch_stats(embedding).float()  # absolute log F0 needs float32 steps
         n = self.cfg.norm
         mean = n.log_f0_mean + n.log_f0_std * out[:, 0]
         std = torch.exp(out[:, 1]).clamp(0.02, 1.0) * n.log_f0_std
