@@ -407,3 +407,49 @@ def test_network_bench_measures_both_transports(runtime) -> None:
         lo, hi = r["added_vs_say_ms_paired_ci90"]
         assert lo <= r["added_vs_say_ms_paired_median"] <= hi
     assert network_table(net).row_count == 2
+
+
+async def _connection_cap(url: str) -> dict:
+    from websockets.exceptions import InvalidStatus
+
+    out: dict = {}
+    first, second = WsClient(url), WsClient(url)
+    await first.connect()
+    await second.connect()
+    try:
+        with pytest.raises(InvalidStatus) as info:
+            await WsClient(url).connect()
+        out["refused"] = (info.value.response.status_code, json.loads(info.value.response.body))
+        frames = first.stream.frames
+        await asyncio.sleep(0.3)
+        out["first served meanwhile"] = first.stream.frames - frames
+    finally:
+        await second.close()
+
+    # The freed place is available again (the count follows closed sockets).
+    async def reconnect() -> bool:
+        for _ in range(50):
+            try:
+                async with WsClient(url):
+                    return True
+            except InvalidStatus:
+                await asyncio.sleep(0.1)
+        return False
+
+    out["reconnected"] = await reconnect()
+    out["again"] = await reconnect()
+    await first.close()
+    return out
+
+
+def test_connection_cap_refuses_extra_clients_with_503(runtime, voices_dir):
+    cfg = daemon_config(voices_dir, max_clients=2)
+    with running_daemon(cfg, runtime) as d:
+        out = asyncio.run(_connection_cap(d.ws_url))
+        stats = d.service.ws.stats()
+    status, body = out["refused"]
+    assert status == 503
+    assert body["type"] == "error" and body["code"] == p.TOO_MANY_CLIENTS
+    assert out["first served meanwhile"] >= 3  # 40 ms frames kept flowing
+    assert out["reconnected"] and out["again"]
+    assert stats["refused_too_many_clients"] >= 1

@@ -92,6 +92,7 @@ class WebSocketConfig:
     client_queue_frames: int = 100
     overflow_disconnect_seconds: float = 10.0
     requests_per_second: float = 5.0
+    max_clients: int = 32
 
 
 @dataclass

@@ -39,6 +39,7 @@ UNAUTHORIZED = "unauthorized"
 FORBIDDEN_ORIGIN = "forbidden_origin"
 RATE_LIMITED = "rate_limited"
 OVERFLOW = "overflow"  # a listener overflowed for too long and is disconnected
+TOO_MANY_CLIENTS = "too_many_clients"  # the connection cap is reached (HTTP 503)
 INTERNAL = "internal"
 
 

@@ -87,9 +87,11 @@ class WebSocketServer:
         self.token_required = bool(cfg.token)
         self._server: Server | None = None
         self._clients: set[_Client] = set()
+        self._open = 0  # connections from the upgrade request until their socket closes
+        self._watchers: set[asyncio.Task] = set()  # referenced, so not collected mid-wait
         self._ids = itertools.count(1)
         self.disconnected_slow = 0
-        self.refused = {"origin": 0, "auth": 0}
+        self.refused = {"origin": 0, "auth": 0, "too_many_clients": 0}
         self.port: int | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -177,6 +179,20 @@ class WebSocketServer:
     # ---- HTTP --------------------------------------------------------------------------
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         if "websocket" in request.headers.get("Upgrade", "").lower():
+            # Each connection holds a queue and two tasks: cap them, so a connection flood
+            # costs a refusal each rather than memory.
+            if self._open >= max(1, self.cfg.max_clients):
+                self.refused["too_many_clients"] += 1
+                msg = p.error_message(
+                    p.TOO_MANY_CLIENTS, f"{self._open} clients connected: try again later"
+                )
+                return _response(503, "application/json", p.dumps(msg).encode())
+            # Released when the TCP connection ends, whether or not the handshake completes
+            # and the handler runs.
+            self._open += 1
+            task = asyncio.get_running_loop().create_task(self._release_when_closed(conn))
+            self._watchers.add(task)
+            task.add_done_callback(self._watchers.discard)
             return None
         path = urlsplit(request.path).path
         if path == "/healthz":
@@ -186,6 +202,12 @@ class WebSocketServer:
         return _response(f.status, f.content_type, f.body, reason=f.reason)
 
     # ---- connections -------------------------------------------------------------------
+    async def _release_when_closed(self, conn: ServerConnection) -> None:
+        try:
+            await conn.wait_closed()
+        finally:
+            self._open -= 1
+
     async def _handle(self, conn: ServerConnection) -> None:
         peer = conn.remote_address
         name = f"ws:{peer[0]}:{peer[1]}" if peer else f"ws:{next(self._ids)}"
@@ -377,6 +399,7 @@ class WebSocketServer:
             ],
             "disconnected_slow": self.disconnected_slow,
             "refused_origin": self.refused["origin"],
+            "refused_too_many_clients": self.refused["too_many_clients"],
             "refused_auth": self.refused["auth"],
         }
 
