@@ -140,6 +140,10 @@ def test_command_line_run_writes_plot_samples_and_an_exported_checkpoint(
     audio, sr = read_wav(samples[0])
     assert sr == SAMPLE_RATE_HZ and len(audio) > 0
     assert (run / "samples" / "reference" / samples[0].name).is_file()
+    # Beside it, the recording's mel over the synthesised one, 2x scaled, white gap.
+    image = _read_png(samples[0].with_suffix(".png").read_bytes())
+    assert image.shape[0] == 2 * (2 * 80) + 4
+    assert (image[160:164] == 255).all() and image[:160].std() > 10
     # The exported checkpoint is slim, fp16 on disk, and serves the Synthesizer backend.
     ckpt = torch.load(export, map_location="cpu", weights_only=True)
     assert "optimizer" not in ckpt and ckpt["step"] == 4
@@ -280,6 +284,15 @@ def _read_png(data: bytes) -> np.ndarray:
     raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + 3 * width)
     assert (raw[:, 0] == 0).all()
     return raw[:, 1:].reshape(height, width, 3)
+
+
+def test_spectrogram_image_puts_low_bands_at_the_bottom() -> None:
+    from vcstream.train.plot import spectrogram_rgb
+
+    mel = np.full((80, 10), -11.5)
+    mel[:5] = 2.0  # energy in the lowest bands only
+    rgb = spectrogram_rgb(mel).astype(int)
+    assert rgb[-1].sum(-1).min() > 600 and rgb[0].sum(-1).max() < 10
 
 
 def test_png_encoder_round_trips() -> None:

@@ -102,6 +102,36 @@ def encode_png(rgb: np.ndarray) -> bytes:
     )
 
 
+# Dark blue through red to pale yellow: silence stays dark, harmonics stand out.
+_HEAT = np.array(
+    [(0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66), (245, 125, 21),
+     (250, 193, 39), (252, 255, 164)],
+    dtype=np.float64,
+)  # fmt: skip
+
+
+def spectrogram_rgb(log_mel: np.ndarray, lo: float = -11.5, hi: float = 2.0) -> np.ndarray:
+    """Log-mel ``[n_mels, frames]`` to an RGB image, low bands at the bottom."""
+    x = np.clip((np.asarray(log_mel, np.float64) - lo) / (hi - lo), 0.0, 1.0)[::-1]
+    pos = x * (len(_HEAT) - 1)
+    i = np.minimum(pos.astype(int), len(_HEAT) - 2)
+    frac = (pos - i)[..., None]
+    return (_HEAT[i] * (1 - frac) + _HEAT[i + 1] * frac).round().astype(np.uint8)
+
+
+def spectrograms_png(log_mels: list[np.ndarray], scale: int = 2, gap: int = 4) -> bytes:
+    """Several log-mels stacked top to bottom (e.g. target over prediction) as PNG bytes."""
+    width = max(m.shape[1] for m in log_mels)
+    rows = []
+    for k, mel in enumerate(log_mels):
+        img = np.zeros((mel.shape[0], width, 3), np.uint8)
+        img[:, : mel.shape[1]] = spectrogram_rgb(mel)
+        rows.append(img.repeat(scale, axis=0).repeat(scale, axis=1))
+        if k < len(log_mels) - 1:
+            rows.append(np.full((gap, width * scale, 3), 255, np.uint8))
+    return encode_png(np.concatenate(rows, axis=0))
+
+
 class Canvas:
     def __init__(self, width: int, height: int) -> None:
         self.img = np.full((height, width, 3), 255, dtype=np.uint8)

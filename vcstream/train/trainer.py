@@ -40,7 +40,7 @@ from vcstream.synth.fastpitch import (
 )
 from vcstream.train import data as data_mod
 from vcstream.train.losses import LossWeights, compute_losses
-from vcstream.train.plot import plot_series
+from vcstream.train.plot import plot_series, spectrograms_png
 
 MAX_PARAMETERS = 10_000_000
 KEEP_SNAPSHOTS = 3
@@ -305,7 +305,8 @@ class Trainer:
 
     def write_samples(self) -> list[Path]:
         """Synthesise a few validation sentences from phonemes, embedding and the speaker's
-        measured log-F0 statistics (what a live microphone supplies), vocode, write WAVs."""
+        measured log-F0 statistics (what a live microphone supplies), vocode, write WAVs,
+        and beside each a PNG of the recording's mel (top) over the synthesised one."""
         if self.vocoder is None or not self.val_records:
             return []
         from vcstream.audio.io import write_wav
@@ -325,6 +326,8 @@ class Trainer:
             path = out_dir / f"{r.id}.wav"
             write_wav(path, audio, SAMPLE_RATE_HZ)
             written.append(path)
+            pair = [item["mel"].squeeze(0).cpu().numpy(), mel.squeeze(0).float().cpu().numpy()]
+            path.with_suffix(".png").write_bytes(spectrograms_png(pair))
             ref = self.run_dir / "samples" / "reference" / f"{r.id}.wav"
             if not ref.is_file():  # the target mel through the same vocoder, once
                 ref.parent.mkdir(parents=True, exist_ok=True)
