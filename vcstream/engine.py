@@ -31,6 +31,7 @@ from vcstream.capture import CaptureSource
 from vcstream.config import Config
 from vcstream.errors import InputError, QueueFullError, VcstreamError
 from vcstream.hub import AudioFrame, Event, Hub
+from vcstream.memory import release_free_memory
 from vcstream.metrics import Metrics
 from vcstream.outbuf import OutputBuffer
 from vcstream.pipeline import PreparedText, SpeechPipeline
@@ -46,6 +47,10 @@ METRICS_PERIOD_S = 0.1
 # the GIL from the synthesis thread, so it wakes at 20 Hz, not per 20 ms block: the
 # embedder takes blocks of any length, and the 10 Hz metrics need no finer level meter.
 EMBED_POLL_S = 0.05
+# After this long without a request, freed heap memory goes back to the OS (see
+# vcstream.memory). Trimming takes 25-50 ms on this thread; waiting for idleness keeps it
+# out of the way of requests that follow one another.
+IDLE_TRIM_S = 1.0
 
 
 @dataclass
@@ -369,10 +374,16 @@ class Engine:
         controls = SynthControls(
             speed=self.cfg.synth.speed, pitch_shift_semitones=self.cfg.synth.pitch_shift_semitones
         )
+        last_done = time.monotonic()
+        trim_pending = False
         while not self._stop.is_set():
             try:
                 req = self._requests.get(timeout=0.1)
             except queue.Empty:
+                if trim_pending and time.monotonic() - last_done >= IDLE_TRIM_S:
+                    trim_pending = False
+                    if release_free_memory():
+                        self.metrics.incr("memory_trims")
                 continue
             rid = req.request_id
             if self._is_cancelled(rid):
@@ -408,6 +419,7 @@ class Engine:
             finally:
                 with self._lock:
                     self._current = None
+                last_done, trim_pending = time.monotonic(), True
 
     def _pacer_loop(self) -> None:
         period = self.frame_samples / self.sample_rate_hz

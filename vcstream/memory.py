@@ -1,0 +1,38 @@
+"""Giving freed heap memory back to the operating system.
+
+Tensors of a new length on every request (sentence lengths vary) leave glibc's per-thread
+malloc arenas holding freed blocks that it does not return by itself: a daemon speaking
+sentence after sentence grew from 0.9 to 1.4 GB before levelling off (measured over 8
+minutes), and ``malloc_trim`` brought a process that had grown to 1.1 GB back to 0.65 GB.
+The engine calls ``release_free_memory`` when it falls idle, so the resident size
+reflects what the models need, not the history of sentence lengths.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+
+
+@functools.cache
+def _malloc_trim():  # type: ignore[no-untyped-def]
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        fn = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+    fn.argtypes = [ctypes.c_size_t]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def release_free_memory() -> bool:
+    """Return free heap pages of every malloc arena to the OS; False where unsupported."""
+    fn = _malloc_trim()
+    if fn is None:
+        return False
+    fn(0)
+    return True
