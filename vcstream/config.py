@@ -67,6 +67,7 @@ class VocoderConfig:
 class EngineConfig:
     request_queue: int = 16
     output_buffer_seconds: float = 30.0
+    release_memory_after_idle_s: float = 60.0
 
 
 @dataclass

@@ -47,10 +47,6 @@ METRICS_PERIOD_S = 0.1
 # the GIL from the synthesis thread, so it wakes at 20 Hz, not per 20 ms block: the
 # embedder takes blocks of any length, and the 10 Hz metrics need no finer level meter.
 EMBED_POLL_S = 0.05
-# After this long without a request, freed heap memory goes back to the OS (see
-# vcstream.memory). Trimming takes 25-50 ms on this thread; waiting for idleness keeps it
-# out of the way of requests that follow one another.
-IDLE_TRIM_S = 1.0
 
 
 @dataclass
@@ -374,13 +370,17 @@ class Engine:
         controls = SynthControls(
             speed=self.cfg.synth.speed, pitch_shift_semitones=self.cfg.synth.pitch_shift_semitones
         )
+        # Freed heap memory goes back to the OS after a pause (vcstream.memory): trimming
+        # takes 25-50 ms here, and the next request pays about 30 ms faulting its buffers
+        # back in (measured in the network bench), so never between close requests.
+        trim_after_s = self.cfg.engine.release_memory_after_idle_s
         last_done = time.monotonic()
         trim_pending = False
         while not self._stop.is_set():
             try:
                 req = self._requests.get(timeout=0.1)
             except queue.Empty:
-                if trim_pending and time.monotonic() - last_done >= IDLE_TRIM_S:
+                if trim_pending and 0 < trim_after_s <= time.monotonic() - last_done:
                     trim_pending = False
                     if release_free_memory():
                         self.metrics.incr("memory_trims")
