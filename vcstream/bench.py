@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -141,10 +142,70 @@ def print_table(report: dict) -> None:
         console.print(network_table(report["network"]))
 
 
+def synth_main(args: argparse.Namespace) -> int:
+    """`vcstream bench --synth`: FastPitch against Piper on the corpus's validation set."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from vcstream.app import build_runtime
+    from vcstream.config import load_config
+    from vcstream.errors import InputError
+    from vcstream.synth_eval import (
+        evaluate_synthesisers,
+        plan_evaluation,
+        print_synth_report,
+        resolve_checkpoint,
+    )
+
+    if not args.data:
+        raise InputError("--synth needs --data CORPUS (a `vcstream corpus build` folder)")
+    # Cheap checks first: a missing checkpoint or corpus is reported before models load.
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    plan = plan_evaluation(args.data, args.sentences, args.train_speakers)
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per utterance
+    cfg = load_config(args.config)
+    if args.device:
+        cfg.device.compute = args.device
+    cfg.synth.backend = "piper"  # the runtime's synthesiser is the baseline; ours is loaded apart
+    rt = build_runtime(cfg)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("synthesising and scoring", total=None)
+
+        def advance(done: int, total: int, label: str) -> None:
+            progress.update(task, completed=done, total=total, description=label)
+
+        report = evaluate_synthesisers(
+            rt,
+            args.data,
+            checkpoint,
+            plan=plan,
+            progress=advance,
+        )
+    print_synth_report(report)
+    text = json.dumps(report, indent=1, default=float)
+    print(text)
+    if args.json_out:
+        Path(args.json_out).write_text(text)
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     from vcstream.app import build_runtime
     from vcstream.config import load_config
 
+    if getattr(args, "synth", False):
+        return synth_main(args)
+    if getattr(args, "data", None) or getattr(args, "checkpoint", None):
+        from vcstream.errors import InputError
+
+        raise InputError("--data and --checkpoint belong to --synth")
     cfg = load_config(args.config)
     if args.device:
         cfg.device.compute = args.device

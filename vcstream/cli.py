@@ -243,6 +243,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="paired say/WebSocket/ZeroMQ runs for the transport figures (default 21, "
         "about 8 s each)",
     )
+    p.add_argument(
+        "--synth",
+        action="store_true",
+        help="synthesiser quality instead: FastPitch against Piper on the corpus's validation "
+        "sentences (CER, cloning cosine, pitch, synthesiser cost)",
+    )
+    p.add_argument("--data", metavar="CORPUS", help="--synth: corpus folder (vcstream corpus)")
+    p.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="--synth: FastPitch checkpoint (default: the shipped vcstream/assets/fastpitch.pt)",
+    )
+    p.add_argument(
+        "--sentences", type=int, default=8, help="--synth: validation sentences (default 8)"
+    )
+    p.add_argument(
+        "--train-speakers",
+        type=int,
+        default=4,
+        help="--synth: training speakers beside every held-out one (default 4)",
+    )
     p.set_defaults(func=cmd_bench)
 
     for name, (_module, helptext) in DELEGATED.items():
