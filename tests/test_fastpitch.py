@@ -156,7 +156,7 @@ def test_speed_control_shortens_the_output(tiny_checkpoint: Path) -> None:
 
 def test_synthesizer_input_errors(tiny_checkpoint: Path) -> None:
     synth = FastPitchSynthesizer(tiny_checkpoint)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="no default voice"):
         list(synth.synthesize(PHONEMES, VoiceConditioning(), SynthControls()))
     with pytest.raises(UnknownPhonemesError):
         list(synth.synthesize(["☃"], VoiceConditioning(embedding=_embedding()), SynthControls()))

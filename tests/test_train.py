@@ -154,6 +154,17 @@ def test_command_line_run_writes_plot_samples_and_an_exported_checkpoint(
         synth.synthesize(list("hɛloʊ"), VoiceConditioning(embedding=emb), SynthControls())
     )
     assert chunks and all(c.shape[0] == 80 for c in chunks)
+    # Before any voice is heard it speaks in the default voice stored at export: the
+    # training speaker with the most utterances, its mean embedding and pitch.
+    train, _ = _records(corpus)
+    counts = {s: sum(r.speaker == s for r in train) for s in {r.speaker for r in train}}
+    assert synth.default_voice_name == max(sorted(counts), key=counts.get)
+    dv = synth.default_voice
+    assert np.linalg.norm(dv.embedding) == pytest.approx(1.0, abs=1e-3)
+    assert 4.0 < dv.log_f0_mean < 6.5 and 0 < dv.log_f0_std < 1
+    default = list(synth.synthesize(list("hɛloʊ"), VoiceConditioning(), SynthControls()))
+    explicit = list(synth.synthesize(list("hɛloʊ"), dv, SynthControls()))
+    assert torch.equal(torch.cat(default, 1), torch.cat(explicit, 1))
     # Rerunning the finished command trains nothing more.
     assert train_main(argv) == 0
     assert load_model(run / "checkpoints" / "latest.pt")[2]["step"] == 4

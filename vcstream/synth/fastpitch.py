@@ -498,8 +498,19 @@ class FastPitchSynthesizer:
     ) -> None:
         if chunk_frames < 1:
             raise InputError(f"chunk_frames must be positive, got {chunk_frames}")
-        self.model, symbols, _ = load_model(checkpoint or DEFAULT_CHECKPOINT, device)
+        self.model, symbols, ckpt = load_model(checkpoint or DEFAULT_CHECKPOINT, device)
         self.symbols = symbols
+        # Spoken before any voice has been heard (a daemon just started, `say` without a
+        # reference): one training speaker's voice, stored in the checkpoint at export.
+        self.default_voice: VoiceConditioning | None = None
+        self.default_voice_name: str | None = None
+        if "default_voice" in ckpt:
+            dv = ckpt["default_voice"]
+            log_f0 = dv["log_f0"].float().cpu().numpy()
+            self.default_voice = VoiceConditioning(
+                dv["embedding"].float().cpu().numpy(), float(log_f0[0]), float(log_f0[1])
+            )
+            self.default_voice_name = str(dv["name"])
         self._ids = {s: i for i, s in enumerate(symbols)}
         self.device = torch.device(device)
         self.chunk_frames = chunk_frames
@@ -517,7 +528,13 @@ class FastPitchSynthesizer:
         if len(phonemes) == 0:
             raise InputError("nothing to synthesise: empty phoneme sequence")
         if voice.embedding is None:
-            raise InputError("the fastpitch synthesiser needs a speaker embedding")
+            if self.default_voice is None:
+                raise InputError(
+                    "no voice heard yet, and this checkpoint has no default voice: give a "
+                    "reference recording or a saved voice (or export with `vcstream train "
+                    "--export`)"
+                )
+            voice = self.default_voice
         if controls.speed <= 0 or controls.energy_scale <= 0:
             raise InputError("speed and energy_scale must be positive")
         emb = np.asarray(voice.embedding, dtype=np.float32).reshape(1, -1)

@@ -86,6 +86,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--export", type=Path, help="afterwards, write a slim fp16 checkpoint here")
+    p.add_argument(
+        "--export-voice",
+        metavar="SPEAKER",
+        help="--export: the training speaker whose voice the checkpoint speaks in before any "
+        "voice is heard (default: the one with the most utterances)",
+    )
     args = p.parse_args(argv)
     for name in ("steps", "batch_size", "log_every", "val_every", "ckpt_every", "max_frames"):
         if getattr(args, name) < 1:
@@ -144,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         DEFAULT_CHECKPOINT,
         TrainConfig,
         Trainer,
+        default_voice,
         export_checkpoint,
         resolve_device,
     )
@@ -191,8 +198,12 @@ def run(args: argparse.Namespace) -> int:
         trainer.fit(progress)
     console.print(f"loss plot: {trainer.plot()}", highlight=False)
     if args.export:
-        size = export_checkpoint(args.run / "checkpoints" / "latest.pt", args.export)
-        console.print(f"exported {args.export} ({size / 1e6:.1f} MB)", highlight=False)
+        voice = default_voice(trainer.train_records, args.export_voice)
+        size = export_checkpoint(args.run / "checkpoints" / "latest.pt", args.export, voice=voice)
+        console.print(
+            f"exported {args.export} ({size / 1e6:.1f} MB), default voice {voice['name']}",
+            highlight=False,
+        )
     return 0
 
 

@@ -413,15 +413,43 @@ class Trainer:
         return last
 
 
-def export_checkpoint(src: Path, dst: Path, half: bool = True) -> int:
+def default_voice(records: list[data_mod.Record], speaker: str | None = None) -> dict[str, Any]:
+    """The voice a shipped checkpoint speaks in before any voice has been heard: the mean
+    embedding and log-F0 statistics of one training speaker (by default the one with the
+    most utterances)."""
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.speaker] = counts.get(r.speaker, 0) + 1
+    if not counts:
+        raise InputError("no training utterances to take a default voice from")
+    if speaker is None:
+        speaker = min(counts, key=lambda s: (-counts[s], s))
+    elif speaker not in counts:
+        raise InputError(f"default voice {speaker!r} is not a training speaker")
+    own = [r for r in records if r.speaker == speaker]
+    mean, std = data_mod.speaker_log_f0_stats(own)[speaker]
+    return {
+        "name": speaker,
+        "embedding": torch.from_numpy(data_mod.mean_speaker_embeddings(own)[speaker]),
+        "log_f0": torch.tensor([mean, std], dtype=torch.float32),
+    }
+
+
+def export_checkpoint(
+    src: Path, dst: Path, half: bool = True, voice: dict[str, Any] | None = None
+) -> int:
     """Slim copy of a training checkpoint for shipping: weights (fp16 unless told),
-    config and symbols only. Returns the file size in bytes."""
+    config, symbols and, if given, the default voice (``default_voice``). Returns the file
+    size in bytes."""
     if not Path(src).is_file():
         raise ModelMissingError(f"no checkpoint at {src}")
     ckpt = torch.load(src, map_location="cpu", weights_only=False)
     model = FastPitch(FastPitchConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["model"], strict=True)
-    payload = checkpoint_payload(model, ckpt["symbols"], {"step": int(ckpt.get("step", 0))})
+    extra: dict[str, Any] = {"step": int(ckpt.get("step", 0))}
+    if voice is not None:
+        extra["default_voice"] = voice
+    payload = checkpoint_payload(model, ckpt["symbols"], extra)
     if half:
         payload["model"] = {
             k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()
@@ -439,6 +467,7 @@ __all__ = [
     "PRESETS",
     "TrainConfig",
     "Trainer",
+    "default_voice",
     "export_checkpoint",
     "lr_at",
 ]
