@@ -87,8 +87,8 @@ def build_synthesizer(cfg: Config, device: torch.device):
 
         return PiperSynthesizer(threads=cfg.device.cpu_threads)
     if name == "fastpitch":
-        # Ours; speaker-conditioned. Until a trained checkpoint ships (vcstream/assets/
-        # fastpitch.pt) this raises ModelMissingError saying how to train one.
+        # Ours; speaker-conditioned. Without its checkpoint (vcstream/assets/fastpitch.pt)
+        # this raises ModelMissingError saying how to train one.
         from vcstream.synth.fastpitch import FastPitchSynthesizer
 
         return FastPitchSynthesizer(device=device)

@@ -46,7 +46,7 @@ class EmbedderConfig:
 
 @dataclass
 class SynthConfig:
-    backend: str = "piper"
+    backend: str = "fastpitch"
     speed: float = 1.0
     pitch_shift_semitones: float = 0.0
     max_text_chars: int = 2000
