@@ -123,6 +123,9 @@ class Engine:
                 "clone the voice",
                 self.pipeline.synthesizer.name,
             )
+        default_voice = getattr(self.pipeline.synthesizer, "default_voice_name", None)
+        if default_voice:
+            log.info("until a voice is heard, speaking in the default voice %r", default_voice)
         log.info(
             "engine started: synthesiser %s (clones=%s), device %s, frame %d ms",
             self.pipeline.synthesizer.name,
