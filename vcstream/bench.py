@@ -142,6 +142,15 @@ def print_table(report: dict) -> None:
         console.print(network_table(report["network"]))
 
 
+def emit_json(report: dict, path: str | None) -> int:
+    """Print the report as JSON after its tables, and write it to ``path`` if given."""
+    text = json.dumps(report, indent=1, default=float)
+    print(text)
+    if path:
+        Path(path).write_text(text)
+    return 0
+
+
 def synth_main(args: argparse.Namespace) -> int:
     """`vcstream bench --synth`: FastPitch against Piper on the corpus's validation set."""
     from rich.console import Console
@@ -189,11 +198,7 @@ def synth_main(args: argparse.Namespace) -> int:
             progress=advance,
         )
     print_synth_report(report)
-    text = json.dumps(report, indent=1, default=float)
-    print(text)
-    if args.json_out:
-        Path(args.json_out).write_text(text)
-    return 0
+    return emit_json(report, args.json_out)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -234,8 +239,4 @@ def main(args: argparse.Namespace) -> int:
         repeat = getattr(args, "network_repeat", None) or DEFAULT_REPEAT
         report["network"] = measure_network(cfg, rt, repeat=repeat)
     print_table(report)
-    text = json.dumps(report, indent=1, default=float)
-    print(text)
-    if args.json_out:
-        Path(args.json_out).write_text(text)
-    return 0
+    return emit_json(report, args.json_out)
