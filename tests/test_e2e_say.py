@@ -60,6 +60,16 @@ def test_say_is_intelligible_and_reports_timings(tmp_path, transcriber):
     assert cer <= 0.10, f"Whisper heard {heard!r} (CER {cer:.2%})"
 
 
+def test_say_without_a_voice_speaks_in_the_default_voice(tmp_path, transcriber):
+    out = tmp_path / "default.wav"
+    proc = run_cli("say", "--text", TEXT, "-o", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["synthesizer"] == "fastpitch"
+    audio, sr = read_wav(out)
+    cer = character_error_rate(TEXT, transcriber.transcribe(audio, sr))
+    assert cer <= 0.10
+
+
 def test_embed_voices_and_say_with_phonemes(tmp_path, transcriber, voices_env):
     proc = run_cli("embed", str(REF), "--save", "slt", env_extra=voices_env)
     assert proc.returncode == 0, proc.stderr
@@ -101,9 +111,10 @@ def _corrupt(tmp_path: Path) -> Path:
         (lambda t: ["--reference", str(REF), "--text", "   "], "empty"),
         (lambda t: ["--reference", str(REF), "--phonemes", "hɛloʊ ☃ Ж"], "unknown phoneme"),
         (lambda t: ["--voice", "nobody", "--text", TEXT], "unknown voice 'nobody'"),
+        (lambda t: ["--voice", "x", "--reference", str(REF), "--text", TEXT], "not both"),
     ],
     ids=["missing-wav", "corrupt-wav", "silence-only", "empty-text", "unknown-phonemes",
-         "unknown-voice"],
+         "unknown-voice", "voice-and-reference"],
 )  # fmt: skip
 def test_bad_input_gives_one_line_error(tmp_path, voices_env, make_args, message):
     proc = run_cli("say", *make_args(tmp_path), "-o", str(tmp_path / "x.wav"), env_extra=voices_env)

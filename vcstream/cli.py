@@ -56,7 +56,7 @@ def cmd_say(args: argparse.Namespace) -> int:
 
     if (args.text is None) == (args.phonemes is None):
         raise InputError("give exactly one of --text or --phonemes")
-    if bool(args.reference) == bool(args.voice):
+    if args.reference and args.voice:
         raise InputError("give reference recordings (--reference) or a saved --voice, not both")
     cfg = _load_cfg(args)
     # Cheap checks first: bad input is reported before seconds of model loading.
@@ -69,8 +69,10 @@ def cmd_say(args: argparse.Namespace) -> int:
     rt = build_runtime(cfg, frontend=frontend)
     if profile is not None:
         voice = VoiceConditioning(profile.embedding, profile.log_f0_mean, profile.log_f0_std)
-    else:
+    elif args.reference:
         voice = embed_references(rt.new_embedder(), args.reference).conditioning
+    else:  # no voice given: the synthesiser's default voice
+        voice = VoiceConditioning()
     pipeline = rt.new_pipeline()
     controls = SynthControls(speed=args.speed or cfg.synth.speed)
     t0 = time.perf_counter()
@@ -211,7 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("say", help="clone a voice from recordings and speak text to a WAV")
     _add_common(p)
-    p.add_argument("--reference", nargs="+", metavar="REF.wav", help="recordings of the voice")
+    p.add_argument(
+        "--reference",
+        nargs="+",
+        metavar="REF.wav",
+        help="recordings of the voice (neither this nor --voice: the model's default voice)",
+    )
     p.add_argument("--voice", help="a saved voice profile instead of references")
     p.add_argument("--text")
     p.add_argument("--phonemes", help="espeak-ng IPA phonemes instead of text")
