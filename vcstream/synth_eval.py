@@ -511,7 +511,6 @@ def _targets(group: str, g: dict) -> dict[str, dict[str, Any]]:
 
 
 def _report(rt, plan: EvalPlan, ckpt_path: Path, fastpitch, piper_out, fp_out) -> dict:
-    import torch
 
     from vcstream.bench import machine_description
 
@@ -521,12 +520,6 @@ def _report(rt, plan: EvalPlan, ckpt_path: Path, fastpitch, piper_out, fp_out) -
         for name in GROUPS
         if any(r["group"] == name for r in rows.values())
     }
-    step = None
-    try:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        step = ckpt.get("step")
-    except Exception:  # the model loaded already; the step is only a label
-        step = None
 
     def utterances(outs: list[dict], speaker: str | None) -> list[dict]:
         return [
@@ -547,7 +540,7 @@ def _report(rt, plan: EvalPlan, ckpt_path: Path, fastpitch, piper_out, fp_out) -
         "device": str(rt.device),
         "corpus": str(plan.corpus),
         "split": plan.split,
-        "checkpoint": {"path": str(ckpt_path), "step": step},
+        "checkpoint": {"path": str(ckpt_path), "step": fastpitch.step},
         "fastpitch_parameters": sum(p.numel() for p in fastpitch.model.parameters()),
         "sentences": plan.sentences,
         "speakers": rows,

