@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from netutil import FIXTURES
 
 from vcstream.app import build_runtime
 from vcstream.capture import NullSource
@@ -83,3 +84,37 @@ def test_full_request_queue_rejects(engine):
     engine.cancel(None)
     for rid in accepted:
         assert rec.wait_for("done", rid, timeout=60).data["cancelled"] is True
+
+
+def test_voice_state_says_which_voice_a_line_is_spoken_in(engine):
+    """Nothing heard: the synthesiser's default voice; then the live estimate; a loaded
+    profile wins; reset goes back to the default."""
+    import numpy as np
+
+    from vcstream.audio.io import read_wav, resample
+    from vcstream.voices import VoiceProfile
+
+    synth = engine.pipeline.synthesizer
+    state = engine.voice_state()
+    assert state["default_voice"] == synth.default_voice_name is not None
+    assert state["speaking_in"] == "default"
+
+    audio, rate_hz = read_wav(FIXTURES / "speech_slt.wav")
+    with engine._embed_lock:
+        engine.embedder.process(resample(audio, rate_hz, 16000))
+        engine.embedder.flush()
+    assert engine.voice_state()["speaking_in"] == "live"
+
+    emb = np.zeros(256, np.float32)
+    emb[0] = 1.0
+    engine.voices.save(VoiceProfile("other", emb, 5.0, "test"))
+    engine.voice_load("other")
+    assert engine.voice_state()["speaking_in"] == "loaded"
+    assert engine.voice_reset()["speaking_in"] == "default"
+
+
+def test_a_backend_that_ignores_the_voice_says_so():
+    state = {"loaded_voice": "x", "has_embedding": True}
+    assert Engine._speaking_in(state, clones=False, default=None) == "fixed"
+    state = {"loaded_voice": None, "has_embedding": False}
+    assert Engine._speaking_in(state, clones=True, default=None) == "none"

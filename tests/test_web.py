@@ -199,6 +199,7 @@ def test_monitor_page_against_real_daemon(browser, runtime, voices_dir):
             "the reset to reach the daemon",
         )
         assert reset.data["has_embedding"] is False
+        assert reset.data["speaking_in"] == "default"  # nothing heard: the default voice
         b.wait_for(f"{STATS}.messages.includes('voice reset')", 10)
 
         # ---- speak a typed sentence -----------------------------------------------------

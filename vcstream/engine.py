@@ -239,7 +239,7 @@ class Engine:
             loaded = self._loaded.name if self._loaded else None
         e = self.embedder
         with self._embed_lock:
-            return {
+            state = {
                 "loaded_voice": loaded,
                 "has_embedding": e.embedding is not None,
                 "voiced_seconds": round(float(e.voiced_seconds), 2),
@@ -247,6 +247,27 @@ class Engine:
                 "convergence": None if e.convergence is None else round(float(e.convergence), 5),
                 "frozen": bool(e.frozen),
             }
+        synth = self.pipeline.synthesizer
+        default = getattr(synth, "default_voice_name", None)
+        state["default_voice"] = default
+        state["speaking_in"] = self._speaking_in(state, synth.clones, default)
+        return state
+
+    @staticmethod
+    def _speaking_in(state: dict, clones: bool, default: str | None) -> str:
+        """Which voice a request without its own voice is spoken in now (what the views show).
+
+        ``loaded``, ``live`` (the estimate from the microphone, frozen or not), ``default``
+        (the synthesiser's own default voice: nothing heard yet), ``fixed`` (a backend that
+        ignores the embedding) or ``none`` (nothing to speak in: such a request fails).
+        """
+        if not clones:
+            return "fixed"
+        if state["loaded_voice"]:
+            return "loaded"
+        if state["has_embedding"]:
+            return "live"
+        return "default" if default else "none"
 
     def _embedding_event(self) -> dict:
         """Publish the voice state and return it."""

@@ -620,8 +620,12 @@ def _voice_panel(st: DashState, width: int) -> Panel:
         mode = _badge(" frozen ", "bold black on cyan")
     elif v.get("has_embedding"):
         mode = _badge(" live, learning ", "bold black on green")
+    elif v.get("speaking_in") == "default":
+        mode = Text(f"default {v.get('default_voice')}", style="grey70")
     else:
         mode = Text("no voice yet", style="grey70")
+    if v.get("speaking_in") == "fixed":
+        mode = Text.assemble(mode, Text(" (unused)", style="grey50"))
     conv = v.get("convergence")
     spark = sparkline([c for _, c in st.convergence], max(8, width - 6))
     body = Group(

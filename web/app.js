@@ -240,6 +240,14 @@ function formatUptime(sec) {
 }
 
 // ---- voice -------------------------------------------------------------------------------
+const SPEAKING_IN = {
+  loaded: "lines are spoken in the loaded voice",
+  live: "lines are spoken in the voice heard from the microphone",
+  default: "nothing heard yet: lines are spoken in the synthesiser's default voice",
+  fixed: "this synthesiser ignores the voice estimate and speaks in its own voice",
+  none: "no voice yet: lines cannot be spoken until one is heard or loaded",
+};
+
 function onVoice(v) {
   if (v.voiced_seconds === undefined || v.n_partials === undefined) return;
   const prev = stats.voice;
@@ -263,10 +271,15 @@ function onVoice(v) {
   } else if (v.has_embedding) {
     tag.dataset.kind = "live";
     tag.textContent = "live, learning";
+  } else if (v.speaking_in === "default") {
+    tag.dataset.kind = "";
+    tag.textContent = `default voice: ${v.default_voice}`;
   } else {
     tag.dataset.kind = "";
     tag.textContent = "no voice yet";
   }
+  if (v.speaking_in === "fixed") tag.textContent += " (not used: backend does not clone)";
+  tag.title = SPEAKING_IN[v.speaking_in] || "";
   $("freeze").textContent = v.frozen ? "Unfreeze" : "Freeze";
 }
 
