@@ -13,7 +13,9 @@ import contextlib
 import itertools
 import json
 import math
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -65,6 +67,7 @@ class Chromium:
              "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes can be ended as one group
         )  # fmt: skip
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + timeout
@@ -225,6 +228,18 @@ class Chromium:
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait()
+            # Helpers (crashpad, utility processes) can outlive the browser by a moment and
+            # still write into the profile: end the whole group before removing it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            for _ in range(20):
+                try:
+                    shutil.rmtree(self._profile.name)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
             self._profile.cleanup()
 
     def __enter__(self) -> Chromium:
