@@ -118,21 +118,36 @@ def test_page_units_in_browser(browser, runtime, voices_dir):
               const mags = Array.from(re, (r, i) => Math.hypot(r, im[i]));
               res.peakBin = mags.slice(0, n / 2).indexOf(Math.max(...mags.slice(0, n / 2)));
               res.peakMag = mags[37];
+              // The player reports what it played (the spectrogram's feed): exactly the
+              // pushed samples, after the jitter buffer, through the worklet and through the
+              // ScriptProcessorNode fallback alike.
+              const { Player } = await import('/audio.js');
+              const playedBack = async (p, id) => {
+                let signal = 0;
+                p.addEventListener('played', (e) => {
+                  for (const v of e.detail.pcm) if (Math.abs(v - 1000 / 32768) < 1e-6) signal++;
+                });
+                await p.open(22050);
+                for (let i = 0; i < 10; i++) p.push(new Int16Array(882).fill(1000), true, id);
+                const t0 = performance.now();
+                const counted = () => (p.stats ? p.stats.playedByRequest[id] || 0 : 0);
+                while ((signal < 8820 || counted() < 8820) && performance.now() - t0 < 5000) {
+                  await new Promise(r => setTimeout(r, 50));
+                }
+                return signal;
+              };
+              const w = new Player();
+              res.workletReported = await playedBack(w, 'w');
+              res.workletMode = w.mode;
+              await w.close();
               // Where AudioWorklet is missing (not a secure context) the player falls back
               // to a ScriptProcessorNode around the same jitter buffer.
-              const { Player } = await import('/audio.js');
               Object.defineProperty(BaseAudioContext.prototype, 'audioWorklet',
                                     { get: () => undefined, configurable: true });
               const p = new Player();
-              await p.open(22050);
+              res.fallbackReported = await playedBack(p, 'fb');
               res.fallbackMode = p.mode;
-              for (let i = 0; i < 10; i++) p.push(new Int16Array(882).fill(1000), true, 'fb');
-              const t0 = performance.now();
-              const played = () => (p.stats ? p.stats.playedByRequest.fb || 0 : 0);
-              while (played() < 8820 && performance.now() - t0 < 5000) {
-                await new Promise(r => setTimeout(r, 50));
-              }
-              res.fallbackPlayed = played();
+              res.fallbackPlayed = p.stats ? p.stats.playedByRequest.fb || 0 : 0;
               await p.close();
               return JSON.stringify(res);
             })()"""
@@ -154,6 +169,8 @@ def test_page_units_in_browser(browser, runtime, voices_dir):
     assert abs(r["peakMag"] - 256) < 1e-6  # n/2 for a unit sine
     assert r["fallbackMode"] == "scriptprocessor"
     assert r["fallbackPlayed"] == 8820
+    assert r["workletMode"] == "worklet"
+    assert r["workletReported"] == 8820 and r["fallbackReported"] == 8820
 
 
 def test_monitor_page_against_real_daemon(browser, runtime, voices_dir):
@@ -222,6 +239,8 @@ def test_monitor_page_against_real_daemon(browser, runtime, voices_dir):
         assert not done.data.get("cancelled")
         assert entry["ttfaMs"] == done.data["first_audio_ms"]
         assert entry["audioMs"] == done.data["audio_ms"]
+        # the spectrogram is fed what the worklet played
+        assert _stats(b)["spectrogramSamples"] > done.data["audio_ms"] / 1000 * 22050
         hist = {h["id"]: h for h in d.engine.status()["history"]}
         assert hist[rid]["text"] == SENTENCE
 

@@ -38,6 +38,7 @@ const stats = {
   history: [],
   messages: [],
   errors: [],
+  spectrogramSamples: 0, // played samples the spectrogram has analysed
 };
 window.vcstreamStats = stats;
 window.vcstream = { conn, player }; // for the console: vcstream.conn.request({type: "status"})
@@ -131,7 +132,13 @@ conn.addEventListener("audio", (e) => {
   stats.framesReceived += 1;
   if (!f.silence) stats.voicedFramesReceived += 1;
   player.push(f.pcm, !f.silence, f.requestId);
-  spectrogram.push(f.pcm, f.sampleRate);
+  // With audio running, the spectrogram follows playback ("played" below) instead.
+  if (!player.playing) spectrogram.push(f.pcm, f.sampleRate);
+});
+
+player.addEventListener("played", (e) => {
+  stats.spectrogramSamples += e.detail.pcm.length;
+  spectrogram.push(e.detail.pcm, e.detail.sampleRate, 1);
 });
 
 conn.addEventListener("message", (e) => {

@@ -80,6 +80,7 @@ export class Player extends EventTarget {
       });
       this.node.port.onmessage = (e) => {
         if (e.data.type === "stats") this.onStats(e.data.stats);
+        else if (e.data.type === "played") this.onPlayed(e.data.pcm);
       };
       this.mode = "worklet";
     } catch (err) {
@@ -100,12 +101,25 @@ export class Player extends EventTarget {
     const node = ctx.createScriptProcessor(1024, 1, 1);
     let blocks = 0;
     node.onaudioprocess = (e) => {
-      jb.pull(e.outputBuffer.getChannelData(0));
+      const out = e.outputBuffer.getChannelData(0);
+      jb.pull(out);
+      this.onPlayed(out.slice());
       if (++blocks % 2 === 0) this.onStats(jb.snapshot(ctx.sampleRate));
     };
     this.fallbackBuffer = jb;
     this.node = node;
     this.mode = "scriptprocessor";
+  }
+
+  // Samples just played (float, at the context's rate, before the mute gain): a "played"
+  // event whose detail is {pcm, sampleRate}.
+  onPlayed(pcm) {
+    this.dispatchEvent(new CustomEvent("played", { detail: { pcm, sampleRate: this.ctx.sampleRate } }));
+  }
+
+  // True while the audio graph is actually pulling samples (so "played" events flow).
+  get playing() {
+    return this.ready && this.state === "running";
   }
 
   onStats(stats) {

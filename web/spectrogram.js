@@ -1,4 +1,6 @@
-// Scrolling spectrogram of the received output, from our own radix-2 FFT.
+// Scrolling spectrogram of the output as it is played (the page feeds it the samples the
+// audio worklet has just played; while no audio runs, the frames as they arrive), from our
+// own radix-2 FFT.
 // One column per `hop` samples (512-point Hann window, hop 256: 86 columns a second at
 // 22050 Hz), drawn at the right edge of an offscreen canvas that scrolls left.
 
@@ -113,13 +115,14 @@ export class Spectrogram {
     this.column = g.createImageData(1, this.rows);
   }
 
-  // Int16 samples at `sampleRate`.
-  push(int16, sampleRate) {
+  // Samples at `sampleRate`, each multiplied by `scale` (1 / 32768 for int16, 1 for float).
+  push(samples, sampleRate, scale = 1 / 32768) {
+    if (sampleRate !== this.sampleRate) this.fill = 0;
     this.sampleRate = sampleRate;
     let i = 0;
-    while (i < int16.length) {
-      const take = Math.min(int16.length - i, this.pending.length - this.fill);
-      for (let k = 0; k < take; k++) this.pending[this.fill + k] = int16[i + k] / 32768;
+    while (i < samples.length) {
+      const take = Math.min(samples.length - i, this.pending.length - this.fill);
+      for (let k = 0; k < take; k++) this.pending[this.fill + k] = samples[i + k] * scale;
       this.fill += take;
       i += take;
       while (this.fill >= this.size) {
