@@ -4,7 +4,8 @@ It shows what the daemon publishes (status at 10 Hz, events, the audio stream it
 sends control messages for its keys, so like any other listener it cannot slow the audio
 path. Three threads:
 
-* the main thread redraws a ``rich`` Live screen 10 times a second and handles keys;
+* the main thread redraws the screen 10 times a second (sending only the cells that
+  changed, ``vcstream.termscreen``) and handles keys;
 * a client thread runs the WebSocket in its own asyncio loop, reconnecting while the daemon
   is away (the screen then says it is waiting);
 * a key thread reads the terminal in cbreak mode and restores its settings on the way out.
@@ -40,12 +41,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console, Group, RenderableType
 from rich.layout import Layout
-from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from vcstream.net import protocol as p
+from vcstream.termscreen import ScreenDiff, full_screen, render_grid
 
 DEFAULT_URL = "ws://127.0.0.1:8765/"
 REFRESH_HZ = 10.0
@@ -949,21 +950,22 @@ def main(argv: list[str]) -> int:
             keys = KeyReader(sys.stdin.fileno())
             keys.start()
         period = 1.0 / args.refresh_hz
-        with Live(
-            console=console,
-            screen=True,
-            auto_refresh=False,
-            redirect_stdout=False,
-            redirect_stderr=False,
-        ) as live:
+        screen = ScreenDiff(console.color_system)
+        drawn_size = None
+        with full_screen(sys.stdout):
             next_t = time.monotonic()
             while not stop.is_set():
                 _follow_terminal_size(console)
+                size = (console.size.width, console.size.height)
+                if size != drawn_size:
+                    screen.invalidate()
+                    drawn_size = size
                 with state.lock:
-                    screen = render(
-                        state, controller.prompt, (console.size.width, console.size.height)
-                    )
-                live.update(screen, refresh=True)
+                    view = render(state, controller.prompt, size)
+                changes = screen.update(render_grid(console, view, size))
+                if changes:
+                    sys.stdout.write(changes)
+                    sys.stdout.flush()
                 next_t += period
                 if next_t < time.monotonic() - period:  # fell behind (suspended): resync
                     next_t = time.monotonic()
