@@ -118,3 +118,22 @@ def test_a_backend_that_ignores_the_voice_says_so():
     assert Engine._speaking_in(state, clones=False, default=None) == "fixed"
     state = {"loaded_voice": None, "has_embedding": False}
     assert Engine._speaking_in(state, clones=True, default=None) == "none"
+
+
+def test_metrics_carry_the_history_when_it_changes_and_once_a_second(engine):
+    import time
+
+    rec = RecordingPublisher(engine.hub)
+    engine.speak(request_id="h1", text="Short.")
+    done = rec.wait_for("done", "h1", timeout=60)
+    time.sleep(2.5)
+    metrics = [e for e in list(rec.events) if e.type == "metrics"]
+    after = [e for e in metrics if e.timestamp_ns > done.timestamp_ns]
+    with_history = [e for e in after if "history" in e.data]
+    # the change goes out at once (the first or, racing the pacer, the second event after it)
+    assert with_history[0] in after[:2]
+    assert [h["id"] for h in with_history[0].data["history"]][-1] == "h1"
+    assert len(after) >= 15  # about 10 a second
+    assert 2 <= len(with_history) <= 4  # the change, then about once a second
+    assert all("voice" in e.data and "stages" in e.data for e in after)
+    assert "history" in engine.status()  # a status request always has it

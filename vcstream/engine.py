@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 MODES = ("queue", "interrupt")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,32}$")  # fits the wire header's 32-byte field
 METRICS_PERIOD_S = 0.1
+# The request history (up to 20 rows, ~6 kB) rides in a metrics event only when it changed and
+# at least this often: every 100 ms it was most of the status traffic to each client.
+HISTORY_REPEAT_S = 1.0
 # The embed thread reads whatever the capture ring holds this often. Every wake-up takes
 # the GIL from the synthesis thread, so it wakes at 20 Hz, not per 20 ms block: the
 # embedder takes blocks of any length, and the 10 Hz metrics need no finer level meter.
@@ -103,6 +106,7 @@ class Engine:
         self._voice_active = False
         self._started_ns = time.monotonic_ns()
         self._history: list[dict] = []
+        self._history_changes = 0  # bumped under _lock with every finished request
         # Edges the composition root adds (e.g. playback) report here: name -> stats().
         self.extra_status: dict[str, Callable[[], dict]] = {}
 
@@ -218,6 +222,7 @@ class Engine:
                 **data,
             }
             self._history = [*self._history[-49:], entry]
+            self._history_changes += 1
         self.hub.publish(Event("done", req.request_id, entry))
 
     # ---- voice -------------------------------------------------------------------
@@ -330,12 +335,14 @@ class Engine:
         return self.voices.list()
 
     # ---- status ------------------------------------------------------------------
-    def status(self) -> dict:
+    def status(self, history: bool = True) -> dict:
+        """The whole state for views and `status` replies; ``history=False`` leaves out the
+        request history (the metrics events between its changes)."""
         snap = self.metrics.snapshot()
         with self._lock:
             current = self._current.request_id if self._current else None
-            history = list(self._history[-20:])
-        return {
+            recent = list(self._history[-20:])
+        status = {
             "uptime_s": round((time.monotonic_ns() - self._started_ns) / 1e9, 3),
             "device": self.device,
             "synthesizer": {
@@ -359,11 +366,14 @@ class Engine:
                 ),
             },
             "current_request": current,
-            "history": history,
+            "history": recent,
             "listeners": self.hub.listener_names(),
             **{name: stats() for name, stats in self.extra_status.items()},
             **snap,
         }
+        if not history:
+            del status["history"]
+        return status
 
     # ---- threads -----------------------------------------------------------------
     def _embed_loop(self) -> None:
@@ -450,6 +460,7 @@ class Engine:
         silence = np.zeros(self.frame_samples, dtype=np.float32)
         next_t = time.monotonic()
         next_metrics = next_t
+        history_sent, next_history = -1, next_t
         idle = True
         while not self._stop.is_set():
             now = time.monotonic()
@@ -481,9 +492,12 @@ class Engine:
                 )
                 if taken.end_of_utterance:
                     self._request_done(taken.request_id, cancelled=False)
-            if time.monotonic() >= next_metrics:
-                next_metrics = time.monotonic() + METRICS_PERIOD_S
-                self.hub.publish(Event("metrics", None, self.status()))
+            if (t := time.monotonic()) >= next_metrics:
+                next_metrics = t + METRICS_PERIOD_S
+                with_history = history_sent != self._history_changes or t >= next_history
+                if with_history:
+                    history_sent, next_history = self._history_changes, t + HISTORY_REPEAT_S
+                self.hub.publish(Event("metrics", None, self.status(history=with_history)))
 
     def _request_done(self, request_id: str, cancelled: bool) -> None:
         with self._lock:
