@@ -109,6 +109,13 @@ NORMALISATION_TABLE = [
     ("the 1st, 2nd, 3rd and 22nd", "the first, second, third and twenty second"),
     ("I was born in 1984.", "I was born in nineteen eighty four."),
     ("In 2024 and 1905", "In twenty twenty four and nineteen oh five"),
+    # ... but a count when a plural noun follows, unless a word introduces a date
+    ("1234 people came", "one thousand two hundred thirty four people came"),
+    ("We sold 1500 tickets.", "We sold one thousand five hundred tickets."),
+    ("1984 was a year", "nineteen eighty four was a year"),
+    ("In 1984 crowds gathered", "In nineteen eighty four crowds gathered"),
+    ("Since 1990, prices rose", "Since nineteen ninety, prices rose"),
+    ("Room 1101", "Room eleven oh one"),
     ("the 1990s and the 80s", "the nineteen nineties and the eighties"),
     ("on March 21", "on March twenty first"),
     ("Jan. 3, 2024", "january third, twenty twenty four"),

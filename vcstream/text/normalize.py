@@ -141,12 +141,12 @@ def number_words(s: str) -> str:
     return sign + _integer_words(whole)
 
 
-def _integer_words(s: str) -> str:
+def _integer_words(s: str, year_ok: bool = True) -> str:
     if len(s) > 1 and s.startswith("0"):
         return digits(s)  # codes and ids: "007", "0800"
     n = int(s)
-    if len(s) == 4 and 1100 <= n <= 2099:
-        return year(n)  # four-digit numbers in this range are nearly always years
+    if year_ok and len(s) == 4 and 1100 <= n <= 2099:
+        return year(n)  # written without a comma, a number in this range is usually a year
     return cardinal(n)
 
 
@@ -540,6 +540,39 @@ def _fraction(m: re.Match[str]) -> str:
 _RANGE_RE = re.compile(r"(?<![\d\-.,/:])(\d{1,4})\s?-\s?(\d{1,4})(?![\d\-.,/:])")
 _NEGATIVE_RE = re.compile(rf"(?<![\w.,)])-({_NUM})")
 _NUMBER_RE = re.compile(rf"(?<![\d.])({_NUM})(?![\d])")
+
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# A bare 1100-2099 is read as a year ("in 1984": nineteen eighty four) unless a plural noun
+# follows it, which makes it a count ("1234 people": one thousand two hundred thirty four);
+# after a word that introduces a date ("in 1500 the ...") it stays a year.
+_YEAR_CUES = _word_set(
+    "in since until till from before after around circa during born year summer winter "
+    "spring autumn fall early late mid may " + " ".join(_MONTHS)
+)
+_NOT_PLURAL = _word_set("is was has as us this its his yes does plus thus always")
+_IRREGULAR_PLURALS = _word_set("people children men women feet teeth mice geese sheep")
+_WORD_BEFORE_RE = re.compile(r"([A-Za-z]+)[\s,]*$")
+_WORD_AFTER_RE = re.compile(r"\s+([a-z]+)\b")
+
+
+def _bare_number(m: re.Match[str]) -> str:
+    text = m.group(1)
+    if text.isdigit():
+        before = _WORD_BEFORE_RE.search(m.string, 0, m.start(1))
+        after = _WORD_AFTER_RE.match(m.string, m.end(1))
+        plural = after is not None and (
+            after.group(1) in _IRREGULAR_PLURALS
+            or (after.group(1).endswith("s") and after.group(1) not in _NOT_PLURAL)
+        )
+        counted = plural and not (before is not None and before.group(1).lower() in _YEAR_CUES)
+        return f" {_integer_words(text, year_ok=not counted)} "
+    return f" {number_words(text)} "
+
+
 _HASH_NUMBER_RE = re.compile(r"#\s?(?=\d)")
 _SPACED_DASH_RE = re.compile(r"\s+-+\s+|\s*--+\s*")
 
@@ -574,7 +607,7 @@ _RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]
     (_RANGE_RE, lambda m: f" {_integer_words(m.group(1))} to {_integer_words(m.group(2))} "),
     (_HASH_NUMBER_RE, " number "),
     (_NEGATIVE_RE, lambda m: f" minus {number_words(m.group(1))} "),
-    (_NUMBER_RE, lambda m: f" {number_words(m.group(1))} "),
+    (_NUMBER_RE, _bare_number),
     (_SYMBOL_RE, lambda m: _SYMBOL_WORDS[m.group(0)]),
 )
 
