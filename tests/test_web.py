@@ -9,24 +9,23 @@ and what the page's audio worklet counted. A screenshot goes to artifacts/web.pn
 from __future__ import annotations
 
 import json
-import math
 import time
-from pathlib import Path
 
 import pytest
 from chromium_cdp import Chromium, chromium_binary
-from netutil import FIXTURES, ROOT, daemon_config, wait_until
+from netutil import ROOT, wait_until
+from pageutil import (
+    STATS,
+    embedding_after,
+    history_row,
+    js_to_fixed0,
+    page_config,
+    page_stats,
+    played_samples_js,
+    wait_history_entry,
+)
 
 from vcstream.testing import RecordingPublisher
-
-
-def js_to_fixed0(value: float) -> int:
-    """What JavaScript's ``Number(value).toFixed(0)`` shows: halves round up.
-
-    Python's format rounds halves to even (328.5 -> "328"); the page shows "329".
-    """
-    return math.floor(value + 0.5)
-
 
 pytestmark = pytest.mark.slow
 
@@ -39,23 +38,13 @@ if chromium_binary() is None:
 
 SENTENCE = "Good evening, and welcome to the installation. Please speak into the microphone."
 ARTIFACTS = ROOT / "artifacts"
-STATS = "window.vcstreamStats"
-
-
-def _config(voices_dir: Path, port: int = 0):
-    cfg = daemon_config(voices_dir)
-    cfg.capture.source = "file"
-    cfg.capture.file = str(FIXTURES / "speech_joe.wav")
-    cfg.capture.loop = True  # a performer who keeps talking
-    cfg.network.websocket.port = port
-    return cfg
 
 
 @pytest.fixture(scope="module")
 def runtime(voices_dir):
     from vcstream.app import build_runtime
 
-    return build_runtime(_config(voices_dir))
+    return build_runtime(page_config(voices_dir))
 
 
 @pytest.fixture(scope="module")
@@ -64,30 +53,15 @@ def browser():
         yield b
 
 
-def _stats(b: Chromium) -> dict:
-    return json.loads(b.evaluate(f"JSON.stringify({STATS})"))
-
-
 def _wait(predicate, timeout: float = 30.0, what: str = "condition"):
     return wait_until(predicate, timeout, what)
-
-
-def _embedding_after(rec: RecordingPublisher, t_ns: int, **want):
-    for e in list(rec.events):
-        if (
-            e.type == "embedding"
-            and e.timestamp_ns >= t_ns
-            and all(e.data.get(k) == v for k, v in want.items())
-        ):
-            return e
-    return None
 
 
 def test_page_units_in_browser(browser, runtime, voices_dir):
     """The jitter buffer's policy and the FFT, run by the browser from the served files."""
     from vcstream.daemon import start_daemon
 
-    d = start_daemon(_config(voices_dir), runtime)
+    d = start_daemon(page_config(voices_dir), runtime)
     try:
         browser.navigate(f"http://127.0.0.1:{d.ws_port}/")
         out = browser.evaluate(
@@ -176,14 +150,14 @@ def test_page_units_in_browser(browser, runtime, voices_dir):
 def test_monitor_page_against_real_daemon(browser, runtime, voices_dir):
     from vcstream.daemon import start_daemon
 
-    d = start_daemon(_config(voices_dir), runtime)
+    d = start_daemon(page_config(voices_dir), runtime)
     rec = RecordingPublisher(d.engine.hub)
     try:
         b = browser
         b.events.clear()
         b.navigate(f"http://127.0.0.1:{d.ws_port}/")
         b.wait_for(f"{STATS}.connection === 'connected' && {STATS}.audio.ready")
-        stats = _stats(b)
+        stats = page_stats(b)
         assert stats["hello"]["sample_rate_hz"] == d.engine.sample_rate_hz
         assert stats["audio"]["mode"] == "worklet"
         # The steady stream (silence fill while idle) reaches the worklet and is played.
@@ -211,7 +185,7 @@ def test_monitor_page_against_real_daemon(browser, runtime, voices_dir):
         t_reset = time.monotonic_ns()
         b.click("#reset")
         reset = _wait(
-            lambda: _embedding_after(rec, t_reset, n_partials=0, loaded_voice=None),
+            lambda: embedding_after(rec, t_reset, n_partials=0, loaded_voice=None),
             10,
             "the reset to reach the daemon",
         )
@@ -228,32 +202,19 @@ def test_monitor_page_against_real_daemon(browser, runtime, voices_dir):
         time.sleep(0.8)
         shot = b.screenshot(ARTIFACTS / "web.png")
         assert shot.stat().st_size > 20_000
-        entry = b.wait_for(
-            f"(() => {{ const e = {find} && e.state === 'done');"
-            " return e ? JSON.stringify(e) : null; })()",
-            60,
-        )
-        entry = json.loads(entry)
+        entry = wait_history_entry(b, SENTENCE, "done", 60)
         rid = entry["id"]
         done = rec.wait_for("done", rid, timeout=10)
         assert not done.data.get("cancelled")
         assert entry["ttfaMs"] == done.data["first_audio_ms"]
         assert entry["audioMs"] == done.data["audio_ms"]
         # the spectrogram is fed what the worklet played
-        assert _stats(b)["spectrogramSamples"] > done.data["audio_ms"] / 1000 * 22050
+        assert page_stats(b)["spectrogramSamples"] > done.data["audio_ms"] / 1000 * 22050
         hist = {h["id"]: h for h in d.engine.status()["history"]}
         assert hist[rid]["text"] == SENTENCE
 
         # The history table shows it, with its time to first audio.
-        row = f"document.querySelector('#history tr[data-id=\"{rid}\"]')"
-        shown = json.loads(
-            b.evaluate(
-                f"JSON.stringify({{state: {row}.dataset.state,"
-                f" text: {row}.querySelector('td.text').firstChild.textContent,"
-                f" rid: {row}.querySelector('.rid').textContent,"
-                f" ttfa: {row}.querySelector('td.ttfa').textContent}})"
-            )
-        )
+        shown = history_row(b, rid)
         assert shown == {
             "state": "done",
             "text": SENTENCE,
@@ -267,11 +228,11 @@ def test_monitor_page_against_real_daemon(browser, runtime, voices_dir):
         # checks the per-request accounting.
         samples = sum(len(f.pcm) for f in rec.frames if f.request_id == rid and not f.silence)
         assert samples > 0.5 * d.engine.sample_rate_hz  # a real sentence, not a blip
-        played_js = f"(({STATS}.audio.playedByRequest || {{}})[{json.dumps(rid)}] || 0)"
+        played_js = played_samples_js(rid)
         b.wait_for(f"{played_js} >= {samples // 2}", 20)
         time.sleep(1.0)  # the jitter buffer holds at most 400 ms
         assert samples // 2 <= b.evaluate(played_js) <= samples
-        stats = _stats(b)
+        stats = page_stats(b)
         assert stats["audio"]["voicedFramesPlayed"] > 0
         assert stats["voicedFramesReceived"] >= sum(
             1 for f in rec.frames if f.request_id == rid and not f.silence
@@ -284,7 +245,7 @@ def test_monitor_page_against_real_daemon(browser, runtime, voices_dir):
 def test_page_reconnects_after_daemon_restart(browser, runtime, voices_dir):
     from vcstream.daemon import start_daemon
 
-    d = start_daemon(_config(voices_dir), runtime)
+    d = start_daemon(page_config(voices_dir), runtime)
     port = d.ws_port
     try:
         browser.navigate(f"http://127.0.0.1:{port}/")
@@ -296,7 +257,7 @@ def test_page_reconnects_after_daemon_restart(browser, runtime, voices_dir):
     assert browser.evaluate("document.getElementById('conn').textContent").startswith(
         "reconnecting"
     )
-    d = start_daemon(_config(voices_dir, port=port), runtime)
+    d = start_daemon(page_config(voices_dir, port=port), runtime)
     try:
         browser.wait_for(f"{STATS}.connection === 'connected' && {STATS}.connects > {connects}", 20)
         before = browser.evaluate(f"{STATS}.audio.framesPlayed")
