@@ -151,8 +151,22 @@ export class Player extends EventTarget {
     if (this.gain) this.gain.gain.setTargetAtTime(muted ? 0 : 1, this.ctx.currentTime, 0.01);
   }
 
-  async resume() {
-    if (this.ctx && this.ctx.state !== "running") await this.ctx.resume();
+  // Resolves once audio runs; rejects if the browser has not started it within `timeoutMs`
+  // (with no output device, Firefox's resume() never settles and the page would just wait).
+  async resume(timeoutMs = 3000) {
+    if (!this.ctx || this.ctx.state === "running") return;
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error("the browser did not start audio: is an output device connected?")),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([this.ctx.resume(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async close() {
