@@ -8,20 +8,18 @@ errors and uncaught exceptions.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import itertools
 import json
 import math
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from pagedriver import PageDriver, end_process_group, write_png
 from websockets.sync.client import connect
 
 FLAGS = [
@@ -53,7 +51,7 @@ class CdpError(RuntimeError):
     pass
 
 
-class Chromium:
+class Chromium(PageDriver):
     def __init__(self, width: int = 1440, height: int = 900, timeout: float = 30.0) -> None:
         binary = chromium_binary()
         if binary is None:
@@ -135,17 +133,6 @@ class Chromium:
             raise CdpError(f"JavaScript error: {text}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, timeout: float = 20.0, interval: float = 0.1) -> Any:
-        """Poll a JavaScript expression until it is truthy; return its value."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            last = self.evaluate(expression)
-            if last:
-                return last
-            time.sleep(interval)
-        raise TimeoutError(f"timed out after {timeout} s waiting for: {expression} (last {last!r})")
-
     # ---- page actions --------------------------------------------------------------------
     def navigate(self, url: str, timeout: float = 20.0) -> None:
         self.send("Page.navigate", {"url": url})
@@ -153,12 +140,7 @@ class Chromium:
 
     def click(self, selector: str) -> None:
         """A real mouse click (press and release) at the middle of the element."""
-        rect = self.evaluate(
-            f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
-            " if (!el) return null; el.scrollIntoView({block: 'center'});"
-            " const r = el.getBoundingClientRect();"
-            " return {x: r.left + r.width / 2, y: r.top + r.height / 2}; })()"
-        )
+        rect = self.element_centre(selector)
         if rect is None:
             raise CdpError(f"no element matches {selector!r}")
         for kind in ("mousePressed", "mouseReleased"):
@@ -172,11 +154,7 @@ class Chromium:
         self.send("Input.insertText", {"text": text})
 
     def screenshot(self, path: str | Path) -> Path:
-        data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
-        return path
+        return write_png(path, self.send("Page.captureScreenshot", {"format": "png"})["data"])
 
     def screenshot_element(self, selector: str, path: str | Path) -> Path:
         """A PNG of one element's box (the viewport grows to fit it)."""
@@ -193,10 +171,7 @@ class Chromium:
             )  # fmt: skip
         clip = {"x": rect["x"], "y": rect["y"], "width": rect["w"], "height": rect["h"], "scale": 1}
         data = self.send("Page.captureScreenshot", {"format": "png", "clip": clip})["data"]
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
-        return path
+        return write_png(path, data)
 
     def page_errors(self) -> list[str]:
         """Uncaught exceptions and console errors seen so far."""
@@ -221,29 +196,7 @@ class Chromium:
                     self.send("Browser.close", session=False)
                 self._stack.close()
         finally:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
             # Helpers (crashpad, utility processes) can outlive the browser by a moment and
-            # still write into the profile: end the whole group before removing it.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            for _ in range(20):
-                try:
-                    shutil.rmtree(self._profile.name)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            # still write into the profile: the whole group ends before it is removed.
+            end_process_group(self.proc)
             self._profile.cleanup()
-
-    def __enter__(self) -> Chromium:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -10,7 +10,6 @@ key presses, screenshots, and the page's console errors and uncaught exceptions.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import itertools
 import json
@@ -18,13 +17,13 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from pagedriver import PageDriver, end_process_group, write_png
 from websockets.sync.client import connect
 
 # Prefs for an unattended, offline browser. The remote agent sets most of its own
@@ -110,7 +109,7 @@ class BidiError(RuntimeError):
     pass
 
 
-class Firefox:
+class Firefox(PageDriver):
     def __init__(
         self,
         width: int = 1440,
@@ -225,17 +224,6 @@ class Firefox:
             raise BidiError(f"JavaScript error: {text}")
         return _deserialize(result["result"])
 
-    def wait_for(self, expression: str, timeout: float = 20.0, interval: float = 0.1) -> Any:
-        """Poll a JavaScript expression until it is truthy; return its value."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            last = self.evaluate(expression)
-            if last:
-                return last
-            time.sleep(interval)
-        raise TimeoutError(f"timed out after {timeout} s waiting for: {expression} (last {last!r})")
-
     # ---- page actions --------------------------------------------------------------------
     def navigate(self, url: str, timeout: float = 20.0) -> None:
         saved, self.timeout = self.timeout, max(self.timeout, timeout)
@@ -249,15 +237,9 @@ class Firefox:
 
     def click(self, selector: str) -> None:
         """A real mouse click (press and release) at the middle of the element."""
-        rect = self.evaluate(
-            f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
-            " if (!el) return null; el.scrollIntoView({block: 'center'});"
-            " const r = el.getBoundingClientRect();"
-            " return JSON.stringify({x: r.left + r.width / 2, y: r.top + r.height / 2}); })()"
-        )
+        rect = self.element_centre(selector)
         if rect is None:
             raise BidiError(f"no element matches {selector!r}")
-        rect = json.loads(rect)
         # WebDriver pointer positions are whole CSS pixels.
         x, y = math.floor(rect["x"]), math.floor(rect["y"])
         self._actions(
@@ -300,7 +282,7 @@ class Firefox:
         data = self.send(
             "browsingContext.captureScreenshot", {"context": self.context, "origin": "viewport"}
         )["data"]
-        return _write(path, data)
+        return write_png(path, data)
 
     def screenshot_element(self, selector: str, path: str | Path) -> Path:
         """A PNG of one element's whole box (document origin: no viewport resize needed)."""
@@ -317,7 +299,7 @@ class Firefox:
             "browsingContext.captureScreenshot",
             {"context": self.context, "origin": "document", "clip": clip},
         )["data"]
-        return _write(path, data)
+        return write_png(path, data)
 
     def page_errors(self) -> list[str]:
         """Uncaught exceptions, console errors and failed loads (HTTP >= 400) seen so far."""
@@ -344,46 +326,9 @@ class Firefox:
         finally:
             try:
                 if self.proc is not None:
-                    self._end_process_group()
+                    end_process_group(self.proc)
             finally:
                 self._tmp.cleanup()
-
-    def _end_process_group(self) -> None:
-        # The group id is the browser's pid (start_new_session). Content processes outlive a
-        # killed parent and stay in its group, so the whole group is signalled.
-        pgid = self.proc.pid
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)  # browser.close ends it on its own
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if not _group_members(pgid):
-                break
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, sig)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                self.proc.poll()  # reap the browser itself
-                if not _group_members(pgid):
-                    break
-                time.sleep(0.05)
-        self.proc.poll()
-
-    def __enter__(self) -> Firefox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes in a process group."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            # pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                out.append(int(stat.parent.name))
-    return out
 
 
 def _deserialize(value: dict) -> Any:
@@ -409,10 +354,3 @@ def _deserialize(value: dict) -> Any:
     if kind == "error":
         return "error"
     return value.get("value", f"<{kind}>")
-
-
-def _write(path: str | Path, data: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(base64.b64decode(data))
-    return path
