@@ -16,20 +16,12 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from rich.cells import get_character_cell_size
-from rich.color import ColorSystem
-from rich.console import Console, RenderableType
+from rich.console import COLOR_SYSTEMS, Console, RenderableType
 from rich.segment import Segment
 from rich.style import Style
 
 Cell = tuple[str, Style | None]  # "" = the right half of the wide character before it
 Grid = list[list[Cell]]
-
-_COLOR_SYSTEMS = {
-    "standard": ColorSystem.STANDARD,
-    "256": ColorSystem.EIGHT_BIT,
-    "truecolor": ColorSystem.TRUECOLOR,
-    "windows": ColorSystem.WINDOWS,
-}
 
 ENTER = "\x1b[?1049h\x1b[?25l\x1b[0m\x1b[H\x1b[2J"  # alternate screen, cursor hidden, cleared
 LEAVE = "\x1b[0m\x1b[?25h\x1b[?1049l"  # cursor shown, back to the normal screen
@@ -68,7 +60,7 @@ class ScreenDiff:
     and after :meth:`invalidate`, e.g. when the terminal was resized)."""
 
     def __init__(self, color_system: str | None) -> None:
-        self._color_system = _COLOR_SYSTEMS.get(color_system or "")
+        self._color_system = COLOR_SYSTEMS.get(color_system or "")  # Console.color_system
         self._previous: Grid | None = None
 
     def invalidate(self) -> None:
