@@ -127,7 +127,7 @@ class Engine:
                 "clone the voice",
                 self.pipeline.synthesizer.name,
             )
-        default_voice = getattr(self.pipeline.synthesizer, "default_voice_name", None)
+        default_voice = self.pipeline.synthesizer.default_voice_name
         if default_voice:
             log.info("until a voice is heard, speaking in the default voice %r", default_voice)
         log.info(
@@ -253,7 +253,7 @@ class Engine:
                 "frozen": bool(e.frozen),
             }
         synth = self.pipeline.synthesizer
-        default = getattr(synth, "default_voice_name", None)
+        default = synth.default_voice_name
         state["default_voice"] = default
         state["speaking_in"] = self._speaking_in(state, synth.clones, default)
         return state
@@ -341,8 +341,8 @@ class Engine:
         snap = self.metrics.snapshot()
         with self._lock:
             current = self._current.request_id if self._current else None
-            recent = list(self._history[-20:])
-        status = {
+            recent = list(self._history[-20:]) if history else None
+        return {
             "uptime_s": round((time.monotonic_ns() - self._started_ns) / 1e9, 3),
             "device": self.device,
             "synthesizer": {
@@ -366,14 +366,11 @@ class Engine:
                 ),
             },
             "current_request": current,
-            "history": recent,
+            **({"history": recent} if history else {}),
             "listeners": self.hub.listener_names(),
             **{name: stats() for name, stats in self.extra_status.items()},
             **snap,
         }
-        if not history:
-            del status["history"]
-        return status
 
     # ---- threads -----------------------------------------------------------------
     def _embed_loop(self) -> None:

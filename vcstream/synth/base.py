@@ -39,6 +39,8 @@ class Synthesizer(Protocol):
 
     name: str
     clones: bool  # False for backends that ignore the speaker embedding
+    # Spoken for a voice without an embedding (nothing heard yet); None: no such voice
+    default_voice_name: str | None
 
     def synthesize(
         self,

@@ -78,6 +78,7 @@ class PiperSynthesizer:
 
     name = "piper"
     clones = False
+    default_voice_name = None  # its one voice is not a speaker embedding
 
     def __init__(
         self,
