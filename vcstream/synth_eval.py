@@ -91,19 +91,16 @@ def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
     """The checkpoint to evaluate; a clear ``ModelMissingError`` when there is none."""
     from vcstream.synth import fastpitch
 
-    if checkpoint is None:
-        path = Path(fastpitch.DEFAULT_CHECKPOINT)
-        if not path.is_file():
-            raise ModelMissingError(
-                f"no shipped FastPitch checkpoint at {path} yet: pass --checkpoint with one "
-                "written by `vcstream train` (RUN/checkpoints/latest.pt, or its --export)"
-            )
-        return path
-    path = Path(checkpoint)
+    path = Path(fastpitch.DEFAULT_CHECKPOINT if checkpoint is None else checkpoint)
     if not path.is_file():
+        missing = (
+            f"no shipped FastPitch checkpoint at {path} yet"
+            if checkpoint is None
+            else f"no FastPitch checkpoint at {path}"
+        )
         raise ModelMissingError(
-            f"no FastPitch checkpoint at {path}: pass --checkpoint with a file written by "
-            "`vcstream train` (RUN/checkpoints/latest.pt, or its --export)"
+            f"{missing}: pass --checkpoint with a file written by `vcstream train` "
+            "(RUN/checkpoints/latest.pt, or its --export)"
         )
     return path
 
