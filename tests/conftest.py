@@ -24,3 +24,13 @@ def encoder() -> Iterator[SpeakerEncoder]:
 @pytest.fixture(scope="module")
 def voices_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("voices")
+
+
+@pytest.fixture(scope="module")
+def page_runtime(voices_dir):
+    """Models for a monitor-page test's daemon (capture: the looped speech fixture)."""
+    from pageutil import page_config
+
+    from vcstream.app import build_runtime
+
+    return build_runtime(page_config(voices_dir))

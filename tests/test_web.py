@@ -41,13 +41,6 @@ ARTIFACTS = ROOT / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def runtime(voices_dir):
-    from vcstream.app import build_runtime
-
-    return build_runtime(page_config(voices_dir))
-
-
-@pytest.fixture(scope="module")
 def browser():
     with Chromium(width=1440, height=900) as b:
         yield b
@@ -57,11 +50,11 @@ def _wait(predicate, timeout: float = 30.0, what: str = "condition"):
     return wait_until(predicate, timeout, what)
 
 
-def test_page_units_in_browser(browser, runtime, voices_dir):
+def test_page_units_in_browser(browser, page_runtime, voices_dir):
     """The jitter buffer's policy and the FFT, run by the browser from the served files."""
     from vcstream.daemon import start_daemon
 
-    d = start_daemon(page_config(voices_dir), runtime)
+    d = start_daemon(page_config(voices_dir), page_runtime)
     try:
         browser.navigate(f"http://127.0.0.1:{d.ws_port}/")
         out = browser.evaluate(
@@ -147,10 +140,10 @@ def test_page_units_in_browser(browser, runtime, voices_dir):
     assert r["workletReported"] == 8820 and r["fallbackReported"] == 8820
 
 
-def test_monitor_page_against_real_daemon(browser, runtime, voices_dir):
+def test_monitor_page_against_real_daemon(browser, page_runtime, voices_dir):
     from vcstream.daemon import start_daemon
 
-    d = start_daemon(page_config(voices_dir), runtime)
+    d = start_daemon(page_config(voices_dir), page_runtime)
     rec = RecordingPublisher(d.engine.hub)
     try:
         b = browser
@@ -242,10 +235,10 @@ def test_monitor_page_against_real_daemon(browser, runtime, voices_dir):
         d.stop()
 
 
-def test_page_reconnects_after_daemon_restart(browser, runtime, voices_dir):
+def test_page_reconnects_after_daemon_restart(browser, page_runtime, voices_dir):
     from vcstream.daemon import start_daemon
 
-    d = start_daemon(page_config(voices_dir), runtime)
+    d = start_daemon(page_config(voices_dir), page_runtime)
     port = d.ws_port
     try:
         browser.navigate(f"http://127.0.0.1:{port}/")
@@ -257,7 +250,7 @@ def test_page_reconnects_after_daemon_restart(browser, runtime, voices_dir):
     assert browser.evaluate("document.getElementById('conn').textContent").startswith(
         "reconnecting"
     )
-    d = start_daemon(page_config(voices_dir, port=port), runtime)
+    d = start_daemon(page_config(voices_dir, port=port), page_runtime)
     try:
         browser.wait_for(f"{STATS}.connection === 'connected' && {STATS}.connects > {connects}", 20)
         before = browser.evaluate(f"{STATS}.audio.framesPlayed")

@@ -43,21 +43,14 @@ SHOT = ROOT / "artifacts" / "web_firefox.png"
 
 
 @pytest.fixture(scope="module")
-def runtime(voices_dir):
-    from vcstream.app import build_runtime
-
-    return build_runtime(page_config(voices_dir))
-
-
-@pytest.fixture(scope="module")
 def browser():
     with Firefox(width=1440, height=900) as b:
         yield b
 
 
 @pytest.fixture
-def daemon(runtime, voices_dir):
-    with running_daemon(page_config(voices_dir), runtime) as d:
+def daemon(page_runtime, voices_dir):
+    with running_daemon(page_config(voices_dir), page_runtime) as d:
         yield d
 
 
