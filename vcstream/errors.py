@@ -60,3 +60,15 @@ class QueueFullError(VcstreamError):
     """A bounded request queue is full; the request is rejected, not queued."""
 
     code = "queue_full"
+
+
+class ClientQueueFullError(QueueFullError):
+    """One client's own queue is full; other clients' lines are still accepted."""
+
+    code = "client_queue_full"
+
+
+class ForbiddenError(VcstreamError):
+    """The command is reserved for the operator (``[control] operator_only``)."""
+
+    code = "forbidden"
