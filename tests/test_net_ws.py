@@ -382,7 +382,7 @@ def test_exposed_without_protection_refuses_to_start(runtime, voices_dir):
 
 
 def test_bootstrap_median_interval_brackets_the_median() -> None:
-    from vcstream.net.bench import bootstrap_median_interval
+    from vcstream.bench.network import bootstrap_median_interval
 
     assert bootstrap_median_interval([4.0] * 9) == (4.0, 4.0)
     values = [float(v) for v in range(-10, 11)]
@@ -393,7 +393,7 @@ def test_bootstrap_median_interval_brackets_the_median() -> None:
 
 
 def test_network_bench_measures_both_transports(runtime) -> None:
-    from vcstream.net.bench import measure_network, network_table
+    from vcstream.bench.network import measure_network, network_table
 
     cfg = daemon_config(runtime.cfg.voices.dir)
     net = measure_network(cfg, runtime, repeat=2, text="Hello there.", in_process=True)

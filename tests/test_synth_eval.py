@@ -17,10 +17,7 @@ import pytest
 import torch
 
 from vcstream import cli
-from vcstream.corpus import build, texts
-from vcstream.errors import InputError, ModelMissingError
-from vcstream.synth import fastpitch
-from vcstream.synth_eval import (
+from vcstream.bench.synth import (
     corpus_split,
     evaluate_synthesisers,
     pitch_following,
@@ -28,6 +25,9 @@ from vcstream.synth_eval import (
     print_synth_report,
     resolve_checkpoint,
 )
+from vcstream.corpus import build, texts
+from vcstream.errors import InputError, ModelMissingError
+from vcstream.synth import fastpitch
 from vcstream.train import data as data_mod
 
 HELD_OUT = "flite_awb-base"

@@ -13,10 +13,10 @@ import torch
 
 from vcstream.audio.io import read_wav, resample
 from vcstream.audio.mel import HOP, N_MELS, SAMPLE_RATE_HZ, mel_spectrogram
+from vcstream.bench.vocoder import difference_db, log_spectral_distance_db, measure
 from vcstream.config import VocoderConfig
 from vcstream.errors import InputError, ModelMissingError
 from vcstream.vocoder import load_vocoder
-from vcstream.vocoder.bench import difference_db, log_spectral_distance_db, measure
 from vcstream.vocoder.hifigan import MIXED_BF16_STAGES, HifiGanGenerator
 from vcstream.vocoder.stateful import StatefulGenerator
 from vcstream.vocoder.streaming import StreamingVocoder, cpu_has_native_bf16

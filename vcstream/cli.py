@@ -165,7 +165,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from vcstream.bench import main as bench_main
+    from vcstream.bench.runner import main as bench_main
 
     return bench_main(args)
 

@@ -213,7 +213,7 @@ def measure_network(
     import copy
     import tempfile
 
-    from vcstream.bench import TEXTS
+    from vcstream.bench.sentences import TEXTS
     from vcstream.daemon import start_daemon
 
     text = text or TEXTS["medium"]

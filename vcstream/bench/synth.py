@@ -28,6 +28,7 @@ trimmed, level normalised) because the pretrained GE2E is level-dependent.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -508,8 +509,7 @@ def _targets(group: str, g: dict) -> dict[str, dict[str, Any]]:
 
 
 def _report(rt, plan: EvalPlan, ckpt_path: Path, fastpitch, piper_out, fp_out) -> dict:
-
-    from vcstream.bench import machine_description
+    from vcstream.bench.report import machine_description
 
     rows = _speaker_rows(plan, piper_out, fp_out)
     groups = {
@@ -579,12 +579,11 @@ def _hz(log_f0: float | None) -> str:
 
 def print_synth_report(report: dict, console=None) -> None:
     """The figures of each group next to Piper's, with the targets, then per speaker."""
-    import sys
-
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or (Console() if sys.stdout.isatty() else Console(width=140))
+    from vcstream.bench.report import console as bench_console
+
+    console = console or bench_console()
     m = report["machine"]
     title = (
         f"vcstream bench --synth: fastpitch (step {report['checkpoint']['step']}) vs piper "
@@ -682,3 +681,49 @@ def print_synth_report(report: dict, console=None) -> None:
             console.print(
                 f"target {name}.{x['name']}: {'met' if x['met'] else 'NOT met'}", highlight=False
             )
+
+
+# --- `vcstream bench --synth` ------------------------------------------------------------
+
+
+def synth_main(args) -> dict:
+    """`vcstream bench --synth`: FastPitch against Piper on the corpus's validation set."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from vcstream.app import build_runtime
+    from vcstream.config import load_config
+
+    if not args.data:
+        raise InputError("--synth needs --data CORPUS (a `vcstream corpus build` folder)")
+    # Cheap checks first: a missing checkpoint or corpus is reported before models load.
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    plan = plan_evaluation(args.data, args.sentences, args.train_speakers)
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per utterance
+    cfg = load_config(args.config)
+    if args.device:
+        cfg.device.compute = args.device
+    cfg.synth.backend = "piper"  # the runtime's synthesiser is the baseline; ours is loaded apart
+    rt = build_runtime(cfg)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("synthesising and scoring", total=None)
+
+        def advance(done: int, total: int, label: str) -> None:
+            progress.update(task, completed=done, total=total, description=label)
+
+        report = evaluate_synthesisers(
+            rt,
+            args.data,
+            checkpoint,
+            plan=plan,
+            progress=advance,
+        )
+    print_synth_report(report)
+    return report

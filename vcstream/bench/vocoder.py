@@ -1,5 +1,5 @@
 """Vocoder benchmark: real-time factor per chunk size and method, time to the first chunk,
-and what each fast path costs in quality. ``vcstream bench`` calls ``measure``.
+and what each fast path costs in quality (`python -m vcstream.bench.vocoder`).
 
 Timings are wall-clock medians over ``repeat`` runs (the machines are shared: read the
 spread too); the quality figures are deterministic for a given input and CPU.
@@ -8,7 +8,6 @@ spread too); the quality figures are deterministic for a given input and CPU.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Sequence
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from vcstream.audio.mel import HOP, SAMPLE_RATE_HZ, mel_spectrogram
+from vcstream.bench.report import summary
 from vcstream.vocoder.hifigan import HifiGanGenerator
 from vcstream.vocoder.streaming import StreamingVocoder, cpu_has_native_bf16
 
@@ -80,14 +80,6 @@ def run_stream(
     return np.concatenate(parts), first, total
 
 
-def _summary(values: Sequence[float], digits: int) -> dict:
-    return {
-        "median": round(statistics.median(values), digits),
-        "min": round(min(values), digits),
-        "max": round(max(values), digits),
-    }
-
-
 def measure(
     generator: HifiGanGenerator | None = None,
     *,
@@ -141,8 +133,8 @@ def measure(
         "repeat": repeat,
         "piece_frames": piece_frames,
         "whole": {
-            "rtf": _summary(whole_rtf, 4),
-            "cpu_rtf": _summary(whole_cpu, 4),
+            "rtf": summary(whole_rtf, 4),
+            "cpu_rtf": summary(whole_cpu, 4),
             "lsd_db": round(log_spectral_distance_db(whole, mel), 3),
         },
         "chunked": [],
@@ -180,9 +172,9 @@ def measure(
             row = vocoder.describe()
             row.update(
                 {
-                    "rtf": _summary(rtfs, 4),
-                    "cpu_rtf": _summary(cpus, 4),
-                    "first_chunk_ms": _summary(firsts, 1),
+                    "rtf": summary(rtfs, 4),
+                    "cpu_rtf": summary(cpus, 4),
+                    "first_chunk_ms": summary(firsts, 1),
                     "diff_db_vs_whole_float32": round(difference_db(out, whole), 1),
                     "lsd_db": round(log_spectral_distance_db(out, mel), 3),
                 }
@@ -191,7 +183,7 @@ def measure(
     return report
 
 
-def main() -> None:  # python -m vcstream.vocoder.bench
+def main() -> None:  # python -m vcstream.bench.vocoder
     import json
 
     print(json.dumps(measure(modes=("window", "stateful", "fast_cpu")), indent=1))

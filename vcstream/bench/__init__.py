@@ -1,0 +1,23 @@
+"""`vcstream bench`: every benchmark of the project, one module per figure.
+
+Layout (imports go one way only: ``runner`` -> figure modules -> ``report``/``sentences``;
+no figure module imports ``runner`` or another figure's module except for its inputs):
+
+* ``report``    what every figure shares: the machine description, the console the tables
+                print to, the JSON emitter, median/min/max summaries.
+* ``sentences`` the bench texts (short / medium 10-word / long).
+* ``runner``    ``main(args)`` for `vcstream bench`: picks the figures the flags ask for,
+                prints their tables, then the JSON report.
+* ``pipeline``  time to first audio, real-time factor, per-stage cost (the default figure).
+* ``network``   time to first audio as a WebSocket / ZeroMQ client sees it.
+* ``vocoder``   vocoder real-time factor per chunk size and method, and what the fast paths
+                cost in quality (``difference_db``, ``log_spectral_distance_db``).
+* ``synth``     `--synth`: FastPitch against Piper on a corpus's validation sentences.
+
+Adding a figure: a new module ``vcstream/bench/<figure>.py`` with
+``measure_<figure>(...) -> dict`` (JSON-serialisable, no printing), ``<figure>_table(report)
+-> rich Table`` (or ``print_<figure>_report``) and, for a figure that runs on its own flag,
+``<figure>_main(args) -> dict`` returning the report; then one entry in
+``runner.STANDALONE`` (flag attribute -> "module:function") and the flag in ``cli.py``.
+The runner prints nothing a figure did not return, and emits the JSON with ``report.emit_json``.
+"""

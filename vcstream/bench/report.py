@@ -1,0 +1,58 @@
+"""What every bench figure shares: the machine it ran on, the console its tables print
+to, the JSON emitter and median/min/max summaries."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+
+def machine_description() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def console():  # returns a rich Console
+    from rich.console import Console
+
+    # Piped into a file or a note, rich would fold the tables to 80 columns and elide
+    # the figures; a terminal keeps its own width.
+    return Console() if sys.stdout.isatty() else Console(width=140)
+
+
+def summary(values: Sequence[float], digits: int) -> dict:
+    """Median, min and max of ``values``, rounded."""
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+    }
+
+
+def emit_json(report: dict, path: str | None) -> int:
+    """Print the report as JSON after its tables, and write it to ``path`` if given."""
+    text = json.dumps(report, indent=1, default=float)
+    print(text)
+    if path:
+        Path(path).write_text(text)
+    return 0

@@ -1,0 +1,75 @@
+"""`vcstream bench`: run the figures the flags ask for, print their tables, emit the JSON.
+
+The default run measures the pipeline (time to first audio, real-time factor, stage costs)
+and, unless ``--no-network``, what the transports add. A flag in ``STANDALONE`` runs that
+figure instead: its ``<figure>_main(args)`` measures, prints its tables and returns the
+report, which is emitted as JSON here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from vcstream.bench.report import console, emit_json, machine_description
+from vcstream.errors import InputError
+
+# flag attribute on the parsed arguments -> "module:function" of the figure it runs alone
+STANDALONE = {
+    "synth": "vcstream.bench.synth:synth_main",
+}
+# options that only some standalone figures read: attribute -> (flag, those figures' flags)
+OWN_OPTIONS = {"data": ("--data", ("synth",)), "checkpoint": ("--checkpoint", ("synth",))}
+
+
+def _standalone(args: argparse.Namespace):
+    chosen = [flag for flag in STANDALONE if getattr(args, flag, False)]
+    if len(chosen) > 1:
+        raise InputError("choose one of " + ", ".join(f"--{f}" for f in chosen))
+    for attr, (flag, owners) in OWN_OPTIONS.items():
+        if getattr(args, attr, None) and not set(owners) & set(chosen):
+            raise InputError(f"{flag} belongs to " + " or ".join(f"--{o}" for o in owners))
+    if not chosen:
+        return None
+    module, func = STANDALONE[chosen[0]].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def default_main(args: argparse.Namespace) -> dict:
+    """The pipeline figure and, unless ``--no-network``, the network figure."""
+    from vcstream.app import build_runtime
+    from vcstream.bench.pipeline import measure_pipeline, pipeline_table, pipeline_targets
+    from vcstream.config import load_config
+
+    cfg = load_config(args.config)
+    if args.device:
+        cfg.device.compute = args.device
+    rt = build_runtime(cfg)
+    report = {
+        "machine": machine_description(),
+        "device": str(rt.device),
+        "synthesizer": rt.synthesizer.name,
+        "clones": bool(rt.synthesizer.clones),
+        "repeat": args.repeat,
+        "pipeline": measure_pipeline(rt, args.repeat, args.reference),
+    }
+    report["targets"] = pipeline_targets(report["pipeline"])
+    if not getattr(args, "no_network", False):
+        from vcstream.bench.network import DEFAULT_REPEAT, measure_network
+
+        repeat = getattr(args, "network_repeat", None) or DEFAULT_REPEAT
+        report["network"] = measure_network(cfg, rt, repeat=repeat)
+    out = console()
+    out.print(pipeline_table(report))
+    for name, ok in report["targets"].items():
+        out.print(f"target {name}: {'met' if ok else 'NOT met'}")
+    if report.get("network"):
+        from vcstream.bench.network import network_table
+
+        out.print(network_table(report["network"]))
+    return report
+
+
+def main(args: argparse.Namespace) -> int:
+    figure = _standalone(args) or default_main
+    return emit_json(figure(args), getattr(args, "json_out", None))
