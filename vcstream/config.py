@@ -71,6 +71,13 @@ class EngineConfig:
 
 
 @dataclass
+class WatchdogConfig:
+    loop_stall_s: float = 10.0
+    synth_stall_s: float = 30.0
+    check_interval_s: float = 1.0
+
+
+@dataclass
 class OutputConfig:
     frame_ms: int = 40
     playback: bool = False
@@ -125,6 +132,7 @@ class Config:
     synth: SynthConfig = field(default_factory=SynthConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     voices: VoicesConfig = field(default_factory=VoicesConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)

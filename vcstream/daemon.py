@@ -1,4 +1,10 @@
-"""The daemon: engine + network edges + optional playback, run until SIGINT/SIGTERM."""
+"""The daemon: engine + network edges + optional playback, run until SIGINT/SIGTERM.
+
+Under systemd (``Type=notify``) it reports through ``$NOTIFY_SOCKET``: ``STATUS=`` while it
+loads and serves, ``READY=1`` once the models are loaded and the sockets listen,
+``WATCHDOG=1`` only while the engine's loops make progress (vcstream.watchdog), and
+``STOPPING=1`` when it shuts down.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ from vcstream.capture import NullSource, open_source
 from vcstream.config import Config
 from vcstream.engine import Engine
 from vcstream.errors import DeviceUnavailableError
+from vcstream.liveness import LoopWatch
+from vcstream.sdnotify import Notifier
+from vcstream.watchdog import ServiceWatchdog, status_line
 
 log = logging.getLogger(__name__)
 
@@ -63,25 +72,52 @@ def _start_playback(cfg: Config, engine: Engine):
     return sink
 
 
+def _watchdog(cfg: Config, engine: Engine, service, notifier: Notifier) -> ServiceWatchdog:
+    watch = LoopWatch(
+        engine.heartbeats,
+        idle_limit_s=cfg.watchdog.loop_stall_s,
+        busy_limit_s=cfg.watchdog.synth_stall_s,
+    )
+
+    def describe() -> str:
+        clients = service.ws.client_count if service.ws else None
+        return status_line(engine.status(history=False), clients)
+
+    return ServiceWatchdog(
+        notifier, watch, describe=describe, check_interval_s=cfg.watchdog.check_interval_s
+    )
+
+
 async def run(
     cfg: Config,
     stop: asyncio.Event,
     engine: Engine,
     on_ready=None,
     web_dir: Path = WEB_DIR,
+    notifier: Notifier | None = None,
 ) -> None:
     from vcstream.net.service import NetworkService
 
+    notifier = notifier or Notifier()
+    notifier.status("starting the engine and the network")
     _start_engine(engine)
     sink = _start_playback(cfg, engine)
     service = NetworkService(cfg, engine, web_dir)
+    watchdog_task = None
     try:
         await service.start()
+        watchdog = _watchdog(cfg, engine, service, notifier)
+        engine.extra_status["watchdog"] = watchdog.stats
+        notifier.ready(f"listening; {watchdog.describe()}")
+        watchdog_task = asyncio.create_task(watchdog.run(stop), name="vcstream-watchdog")
         if on_ready is not None:
             on_ready(service)
         await stop.wait()
     finally:
         log.info("shutting down")
+        notifier.stopping("shutting down")
+        if watchdog_task is not None:
+            watchdog_task.cancel()
         await service.stop()
         if sink is not None:
             sink.stop()
@@ -90,6 +126,9 @@ async def run(
 
 def serve(cfg: Config) -> int:
     logging.getLogger().setLevel(cfg.log.level.upper())
+    # Taken out of the environment: a child process must not speak for the daemon.
+    notifier = Notifier.from_env(unset=True)
+    notifier.status("loading models")
     engine = build_engine(cfg)
 
     async def main() -> None:
@@ -97,7 +136,7 @@ def serve(cfg: Config) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run(cfg, stop, engine)
+        await run(cfg, stop, engine, notifier=notifier)
 
     asyncio.run(main())
     log.info("stopped cleanly")
@@ -140,6 +179,7 @@ def start_daemon(
     runtime: Runtime | None = None,
     timeout: float = 60.0,
     web_dir: Path = WEB_DIR,
+    notifier: Notifier | None = None,
 ) -> RunningDaemon:
     """Start the full daemon on a background thread and return once it is listening."""
     engine = build_engine(cfg, runtime)
@@ -157,7 +197,7 @@ def start_daemon(
             ready.set()
 
         try:
-            loop.run_until_complete(run(cfg, stop, engine, on_ready, web_dir))
+            loop.run_until_complete(run(cfg, stop, engine, on_ready, web_dir, notifier))
         except BaseException as err:  # surfaced to the caller below
             box["error"] = err
             ready.set()

@@ -31,6 +31,7 @@ from vcstream.capture import CaptureSource
 from vcstream.config import Config
 from vcstream.errors import InputError, QueueFullError, VcstreamError
 from vcstream.hub import AudioFrame, Event, Hub
+from vcstream.liveness import Heartbeat
 from vcstream.memory import release_free_memory
 from vcstream.metrics import Metrics
 from vcstream.outbuf import OutputBuffer
@@ -107,6 +108,8 @@ class Engine:
         self._started_ns = time.monotonic_ns()
         self._history: list[dict] = []
         self._history_changes = 0  # bumped under _lock with every finished request
+        # Each loop's proof of life, watched by the composition root (vcstream.liveness).
+        self.heartbeats = {name: Heartbeat() for name in ("pacer", "synth", "capture")}
         # Edges the composition root adds (e.g. playback) report here: name -> stats().
         self.extra_status: dict[str, Callable[[], dict]] = {}
 
@@ -379,7 +382,9 @@ class Engine:
         torch.set_num_threads(1)
         ring = self.source.ring
         timer = self.metrics.timer("embed")
+        heartbeat = self.heartbeats["capture"]
         while not self._stop.wait(EMBED_POLL_S):
+            heartbeat.beat()
             if not ring.available():
                 continue
             audio = ring.read()
@@ -407,7 +412,9 @@ class Engine:
         trim_after_s = self.cfg.engine.release_memory_after_idle_s
         last_done = time.monotonic()
         trim_pending = False
+        heartbeat = self.heartbeats["synth"]
         while not self._stop.is_set():
+            heartbeat.beat()
             try:
                 req = self._requests.get(timeout=0.1)
             except queue.Empty:
@@ -425,10 +432,12 @@ class Engine:
             req.started_ns = time.monotonic_ns()
             self.hub.publish(Event("started", rid, {"sentences": len(req.prepared.sentences)}))
             voice = req.voice or self._live_conditioning()
+            heartbeat.set_busy(True)  # the synthesis-call limit applies until it returns
             try:
                 for chunk in self.pipeline.render(
                     req.prepared, voice, controls, lambda rid=rid: self._is_cancelled(rid)
                 ):
+                    heartbeat.beat()
                     if not self._outbuf.put(rid, chunk):
                         break
                 if self._is_cancelled(rid):
@@ -448,6 +457,7 @@ class Engine:
                     Event("error", rid, {"code": "internal", "message": f"synthesis failed: {err}"})
                 )
             finally:
+                heartbeat.set_busy(False)
                 with self._lock:
                     self._current = None
                 last_done, trim_pending = time.monotonic(), True
@@ -459,6 +469,7 @@ class Engine:
         next_metrics = next_t
         history_sent, next_history = -1, next_t
         idle = True
+        heartbeat = self.heartbeats["pacer"]
         while not self._stop.is_set():
             now = time.monotonic()
             if now < next_t:
@@ -489,6 +500,7 @@ class Engine:
                 )
                 if taken.end_of_utterance:
                     self._request_done(taken.request_id, cancelled=False)
+            heartbeat.beat()
             if (t := time.monotonic()) >= next_metrics:
                 next_metrics = t + METRICS_PERIOD_S
                 with_history = history_sent != self._history_changes or t >= next_history

@@ -3,12 +3,16 @@
 * ``ArraySource`` / ``SineSource``: capture sources that put given audio in the ring.
 * ``RecordingPublisher``: a hub listener that records frames and events and can wait.
 * ``FakeClock``: a monotonic clock whose ``sleep`` advances time instantly.
+* ``FaultySynthesizer``: wraps a real synthesiser and injects a fault into its next call
+  (an exception such as an out-of-memory, or a call that hangs).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -107,3 +111,36 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += max(0.0, seconds)
+
+
+class FaultySynthesizer:
+    """A real synthesiser whose next calls can fail: ``fail_next`` raises the given exception
+    after ``after_chunks`` good mel chunks, ``hang_next`` blocks before the first chunk until
+    the returned event is set. Everything else is the wrapped synthesiser's."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self._faults: deque[tuple[BaseException | threading.Event, int]] = deque()
+        self.calls = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def fail_next(self, error: BaseException, after_chunks: int = 0) -> None:
+        self._faults.append((error, after_chunks))
+
+    def hang_next(self) -> threading.Event:
+        release = threading.Event()
+        self._faults.append((release, 0))
+        return release
+
+    def synthesize(self, phonemes: Sequence[str], voice, controls) -> Iterator:
+        self.calls += 1
+        fault, after = self._faults.popleft() if self._faults else (None, 0)
+        for i, mel in enumerate(self.inner.synthesize(phonemes, voice, controls)):
+            if fault is not None and i == after:
+                if isinstance(fault, threading.Event):
+                    fault.wait()
+                else:
+                    raise fault
+            yield mel

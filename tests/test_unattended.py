@@ -1,0 +1,205 @@
+"""Unattended operation against the real daemon (real models): systemd notifications, a
+watchdog that pings only while every engine loop makes progress, and recovery from faults.
+
+systemd's end of sd_notify is a real AF_UNIX datagram socket (tests/notifyutil.py). Stalls
+are injected at the edges: a listener that stops returning (the pacer), a synthesiser call
+that hangs (synthesis), a capture device whose driver hangs (capture).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+import time
+
+import pytest
+from netutil import daemon_config
+from notifyutil import NotifySocket
+
+from vcstream.daemon import start_daemon
+from vcstream.hub import AudioFrame
+from vcstream.liveness import Heartbeat, LoopWatch
+from vcstream.sdnotify import Notifier
+from vcstream.testing import FakeClock, FaultySynthesizer, RecordingPublisher
+from vcstream.watchdog import ServiceWatchdog
+
+WATCHDOG_USEC = 400_000  # pings every 0.2 s
+LIMIT_S = 1.5  # loop and synthesis-call limits in these tests
+
+
+@pytest.fixture(scope="module")
+def runtime(voices_dir):
+    from vcstream.app import build_runtime
+
+    rt = build_runtime(daemon_config(voices_dir))
+    return dataclasses.replace(rt, synthesizer=FaultySynthesizer(rt.synthesizer))
+
+
+@pytest.fixture
+def notify(tmp_path):
+    sock = NotifySocket(str(tmp_path / "notify"))
+    yield sock
+    sock.close()
+
+
+def _config(voices_dir):
+    cfg = daemon_config(voices_dir)
+    cfg.watchdog.loop_stall_s = LIMIT_S
+    cfg.watchdog.synth_stall_s = LIMIT_S
+    return cfg
+
+
+@pytest.fixture
+def daemon(runtime, voices_dir, notify):
+    d = start_daemon(
+        _config(voices_dir), runtime, notifier=Notifier.from_env(notify.env(WATCHDOG_USEC))
+    )
+    yield d
+    d.stop()
+
+
+def _pings(notify: NotifySocket, since: float) -> int:
+    return len(notify.times_of("WATCHDOG=1", since))
+
+
+def _wait_status(notify: NotifySocket, prefix: str, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with notify._cond:
+            for t, msg in notify.messages:
+                if any(a.startswith("STATUS=" + prefix) for a in msg):
+                    return t
+            notify._cond.wait(0.1)
+    raise TimeoutError(f"no STATUS={prefix}...; got {notify.assignments()[-6:]}")
+
+
+def _assert_withheld(notify: NotifySocket, stalled_at: float, watch_s: float = 1.0) -> None:
+    time.sleep(watch_s)
+    late = notify.times_of("WATCHDOG=1", since=stalled_at)
+    assert not late, f"{len(late)} watchdog pings after the stall was detected"
+
+
+# ---- the rule, on a fake clock ---------------------------------------------------------
+def test_loop_watch_idle_and_busy_limits():
+    clock = FakeClock()
+    beats = {"pacer": Heartbeat(clock.monotonic), "synth": Heartbeat(clock.monotonic)}
+    watch = LoopWatch(beats, idle_limit_s=2.0, busy_limit_s=10.0, clock=clock.monotonic)
+    clock.sleep(1.9)
+    assert watch.stalled() == []
+    beats["synth"].set_busy(True)  # entering a synthesis call counts as a beat
+    clock.sleep(0.2)
+    assert [s.name for s in watch.stalled()] == ["pacer"]
+    beats["pacer"].beat()
+    clock.sleep(5.0)  # a long synthesis step is still within the busy limit
+    assert [s.name for s in watch.stalled()] == ["pacer"]
+    beats["pacer"].beat()
+    clock.sleep(5.1)
+    stalled = watch.stalled()
+    assert [(s.name, s.busy, s.limit_s) for s in stalled] == [
+        ("pacer", False, 2.0),
+        ("synth", True, 10.0),
+    ]
+    beats["synth"].set_busy(False)
+    beats["pacer"].beat()
+    assert watch.stalled() == []
+
+
+def test_service_watchdog_pings_only_while_every_loop_beats(notify):
+    clock = FakeClock()
+    beats = {"pacer": Heartbeat(clock.monotonic), "capture": Heartbeat(clock.monotonic)}
+    watch = LoopWatch(beats, idle_limit_s=1.0, busy_limit_s=5.0, clock=clock.monotonic)
+    wd = ServiceWatchdog(Notifier.from_env(notify.env(2_000_000)), watch, describe=lambda: "idle")
+    assert wd.interval_s == 1.0
+    assert wd.tick() is True
+    clock.sleep(1.5)
+    beats["pacer"].beat()
+    assert wd.tick() is False  # capture has not beaten for 1.5 s
+    assert wd.stats()["state"] == "stalled" and wd.stats()["stalled"] == ["capture"]
+    beats["capture"].beat()
+    assert wd.tick() is True
+    notify.wait_for("STATUS=idle", timeout=5, since=0)
+    time.sleep(0.2)
+    assert notify.assignments() == [
+        "WATCHDOG=1",
+        "STATUS=idle",
+        "STATUS=STALLED: capture loop stuck for 2 s (limit 1 s); watchdog ping withheld",
+        "WATCHDOG=1",
+        "STATUS=idle",
+    ]
+    assert wd.stats()["pings"] == 2 and wd.stats()["withheld"] == 1
+
+
+# ---- the real daemon --------------------------------------------------------------------
+def test_ready_periodic_watchdog_and_stopping(runtime, voices_dir, notify):
+    t0 = time.monotonic()
+    d = start_daemon(
+        _config(voices_dir), runtime, notifier=Notifier.from_env(notify.env(WATCHDOG_USEC))
+    )
+    try:
+        ready_at = notify.wait_for("READY=1", timeout=10)
+        # READY comes once the sockets listen (start_daemon returns after that)
+        assert ready_at >= t0
+        statuses = [a for a in notify.assignments() if a.startswith("STATUS=")]
+        assert statuses[0] == "STATUS=starting the engine and the network"
+        assert any(s.startswith("STATUS=listening; idle;") for s in statuses), statuses
+        # Idle for longer than the loop limit: waiting loops still count as progress.
+        time.sleep(2 * LIMIT_S)
+        pings = notify.times_of("WATCHDOG=1", since=ready_at)
+        assert len(pings) >= 8, pings  # one per 0.2 s, allowing for a busy machine
+        assert max(b - a for a, b in itertools.pairwise(pings)) < 1.0
+        assert notify.times_of("WATCHDOG=1", since=0) == notify.times_of("WATCHDOG=1", ready_at)
+        status = d.engine.status()
+        assert status["watchdog"]["state"] == "ok" and status["watchdog"]["systemd"] is True
+        assert set(status["watchdog"]["loops"]) == {"pacer", "synth", "capture"}
+    finally:
+        d.stop()
+    stopping_at = notify.wait_for("STOPPING=1", timeout=10)
+    time.sleep(0.5)
+    assert not notify.times_of("WATCHDOG=1", since=stopping_at + 0.05)
+
+
+def test_stuck_pacer_stops_the_pings(daemon, notify):
+    ready_at = notify.wait_for("READY=1", timeout=10)
+    gate = threading.Event()
+    gate.set()
+
+    def speaker(item):  # a playback edge whose write hangs
+        if isinstance(item, AudioFrame):
+            gate.wait()
+
+    daemon.engine.hub.subscribe("hung-speaker", speaker)
+    time.sleep(0.6)
+    assert _pings(notify, ready_at) >= 2
+    gate.clear()
+    try:
+        stalled_at = _wait_status(notify, "STALLED: pacer loop stuck", timeout=LIMIT_S + 5)
+        _assert_withheld(notify, stalled_at)
+        assert daemon.engine.extra_status["watchdog"]()["stalled"] == ["pacer"]
+    finally:
+        gate.set()
+    resumed = notify.wait_for("WATCHDOG=1", timeout=5, since=stalled_at)
+    assert resumed > stalled_at
+
+
+def test_hung_synthesis_call_stops_the_pings_while_listeners_get_silence(daemon, notify, runtime):
+    ready_at = notify.wait_for("READY=1", timeout=10)
+    rec = RecordingPublisher(daemon.engine.hub)
+    release = runtime.synthesizer.hang_next()
+    try:
+        daemon.engine.speak(request_id="hang", text="Hang.")
+        rec.wait_for("started", "hang", timeout=10)
+        stalled_at = _wait_status(notify, "STALLED: synth loop stuck", timeout=LIMIT_S + 5)
+        assert _pings(notify, ready_at) >= 2
+        frames_before = len(rec.frames)
+        _assert_withheld(notify, stalled_at)
+        # The pacer goes on: listeners get flagged silence, never a stall.
+        new = rec.frames[frames_before:]
+        assert len(new) >= 10 and all(f.silence for f in new)
+        seqs = [f.seq for f in rec.frames]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        assert daemon.engine.extra_status["watchdog"]()["loops"]["synth"]["busy"] is True
+    finally:
+        release.set()
+    rec.wait_for("done", "hang", timeout=30)
+    notify.wait_for("WATCHDOG=1", timeout=5, since=stalled_at)
