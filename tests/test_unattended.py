@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -203,3 +207,39 @@ def test_hung_synthesis_call_stops_the_pings_while_listeners_get_silence(daemon,
         release.set()
     rec.wait_for("done", "hang", timeout=30)
     notify.wait_for("WATCHDOG=1", timeout=5, since=stalled_at)
+
+
+def test_vcstream_serve_under_a_notify_socket(tmp_path):
+    """The real command as systemd runs it: READY after loading and listening, pings, and
+    STOPPING on SIGTERM, to an abstract-namespace socket."""
+    config = tmp_path / "vcstream.toml"
+    config.write_text(
+        '[device]\ncompute = "cpu"\n[capture]\nsource = "none"\n'
+        f'[voices]\ndir = "{tmp_path / "voices"}"\n[log]\nlevel = "WARNING"\n'
+        "[network.websocket]\nport = 0\n"
+        '[network.zmq]\npub = "tcp://127.0.0.1:*"\nrouter = "tcp://127.0.0.1:*"\n'
+    )
+    notify = NotifySocket(abstract=True)
+    env = {**os.environ, **notify.env(WATCHDOG_USEC), "WATCHDOG_PID": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vcstream", "serve", "--config", str(config)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        ready_at = notify.wait_for("READY=1", timeout=180)
+        assert notify.assignments()[0] == "STATUS=loading models"
+        notify.wait_for("WATCHDOG=1", timeout=10, since=ready_at)
+        time.sleep(1.0)
+        assert _pings(notify, ready_at) >= 3
+        proc.send_signal(signal.SIGTERM)
+        notify.wait_for("STOPPING=1", timeout=20)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out.decode(errors="replace")[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        notify.close()
