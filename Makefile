@@ -1,6 +1,8 @@
 # Two entry points for a fresh machine:
 #   make run   - install (virtualenv, pinned packages, Debian packages when root) and start the daemon
 #   make test  - install the same plus test tools, then run lint and the whole test suite
+#   make install-service - (as root, after make install) the systemd service: user, config,
+#                state directory, unit (systemd/install-service.sh; DESTDIR= stages elsewhere)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,7 +10,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 REQ    := requirements
 CONSTRAINTS := -c $(REQ)/constraints.txt
 
-.PHONY: run test install install-test lint format bench clean
+.PHONY: run test install install-test install-service lint format bench clean
 
 run: install
 	$(BIN)/vcstream serve $(ARGS)
@@ -49,6 +51,12 @@ $(VENV)/.installed-run: $(BIN)/python $(VENV)/.debian-run pyproject.toml $(REQ)/
 $(VENV)/.installed-test: $(VENV)/.installed-run $(VENV)/.debian-test $(REQ)/test.txt
 	$(PIP) install $(CONSTRAINTS) -r $(REQ)/test.txt
 	@touch $@
+
+# PREFIX: where the checkout with its .venv lives (not under /home); DESTDIR: a staging root.
+PREFIX ?= $(CURDIR)
+DESTDIR ?=
+install-service:
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" sh systemd/install-service.sh
 
 lint: install-test
 	$(BIN)/ruff check vcstream tests
