@@ -35,8 +35,8 @@ $(VENV)/.debian-run:
 
 $(VENV)/.debian-test: $(VENV)/.debian-run
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux chromium chromium-driver firefox-esr flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k fortunes >/dev/null; \
-	else echo "not root: skipping Debian packages (tmux, chromium, firefox-esr for UI tests; flite, festival, fortunes for the corpus)"; fi
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux chromium chromium-driver firefox-esr flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k fortunes ktuberling-data hedgewars-data klettres-data festvox-ru >/dev/null; \
+	else echo "not root: skipping Debian packages (tmux, chromium, firefox-esr for UI tests; flite, festival, fortunes for the corpus; ktuberling-data, hedgewars-data, klettres-data, festvox-ru for the real-voice benchmark)"; fi
 	@touch $@
 
 $(BIN)/python:

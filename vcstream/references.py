@@ -26,20 +26,32 @@ def embed_references(embedder, paths: list[str | Path]) -> ReferenceVoice:
     """Feed each recording through a fresh incremental embedder, as live capture would."""
     if not paths:
         raise NoVoiceError("no reference recordings given")
-    embedder.reset()
+    recordings = []
     for path in paths:
         audio, sr = read_wav(path)
+        recordings.append((audio, sr))
+    return embed_recordings(embedder, recordings, [str(p) for p in paths])
+
+
+def embed_recordings(
+    embedder, recordings: list[tuple[np.ndarray, int]], names: list[str] | None = None
+) -> ReferenceVoice:
+    """``embed_references`` for audio already in memory: ``(samples, sample_rate)`` pairs."""
+    names = names or [f"recording {i + 1}" for i in range(len(recordings))]
+    if not recordings:
+        raise NoVoiceError("no reference recordings given")
+    embedder.reset()
+    for audio, sr in recordings:
         audio = resample(audio, sr, ENCODER_SAMPLE_RATE_HZ)
         for start in range(0, len(audio), _BLOCK):
             embedder.process(audio[start : start + _BLOCK])
     embedder.flush()
     if embedder.embedding is None:
-        names = ", ".join(str(p) for p in paths)
         raise NoVoiceError(
-            f"no voice found in {names}: {embedder.voiced_seconds:.2f} s voiced, "
+            f"no voice found in {', '.join(names)}: {embedder.voiced_seconds:.2f} s voiced, "
             "need at least 1.6 s of speech"
         )
     stats = embedder.pitch_stats
     mean, std = (None, None) if stats is None else (float(stats[0]), float(stats[1]))
     cond = VoiceConditioning(np.asarray(embedder.embedding, np.float32), mean, std)
-    return ReferenceVoice(cond, float(embedder.voiced_seconds), [str(p) for p in paths])
+    return ReferenceVoice(cond, float(embedder.voiced_seconds), list(names))

@@ -1,0 +1,432 @@
+"""`vcstream bench --clone`: how close cloned speech comes to real people's voices.
+
+The figure the project steers by: real speakers no training used (the ``test`` split of
+``vcstream.corpus.realvoice``), English output sentences, references of 3, 10 and 30 s
+(60 s where the speaker has that much).
+
+Per speaker and reference length, rows:
+
+* ``default``: the synthesiser's default voice, no reference at all (the floor);
+* ``zero-shot``: conditioned on the reference's GE2E embedding and log-F0 statistics,
+  computed by the live incremental embedder as the daemon's microphone path would;
+* ``zero-shot+knn``: that output converted toward the reference's own frames
+  (``vcstream.synth.knn``, kNN-VC style);
+* ``adapted`` (and ``adapted+knn``): the synthesiser adapted to the reference recordings
+  (``vcstream.adapt``), when that package is installed; otherwise the rows are left out
+  and the report says "adaptation not available";
+* ``ceiling``: the speaker's own reference recordings, judged like an output.
+
+Columns:
+
+* cosine: GE2E cosine between an utterance's embedding and the speaker's target, the
+  L2-normalised mean embedding of the held-out "other recordings" (joined into utterances
+  of at least 2.5 s; no held-out clip is in any reference); mean over the sentences. For
+  the ceiling, the utterances are the reference recordings (joined the same way);
+* gap closed: (cosine - default's) / (ceiling's - default's), per speaker and length; in
+  the summary, of the means over speakers (stable where a speaker's gap is small);
+* CER: Whisper (``vcstream.asr``) character error rate of the English output, pooled;
+* F0 error: |centre of the output's log F0 - centre of the held-out recordings'|, in
+  semitones (centre: ``log_f0_statistics``' median over voiced YIN frames);
+* adapt s: wall time of the adaptation.
+
+Output audio is analysed as the training corpus analyses recordings (``OutputAnalyser``:
+silence trimmed, level normalised), so the recordings and outputs meet on equal terms.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vcstream.errors import InputError, NoVoiceError
+from vcstream.synth.base import VoiceConditioning
+
+SENTENCES = (
+    "The old lighthouse keeper walked slowly along the rocky shore.",
+    "Please bring me a cup of tea and two slices of bread.",
+    "Every morning she reads the news before breakfast.",
+    "We will meet at the station at half past seven tonight.",
+    "A gentle breeze carried the smell of rain across the valley.",
+    "Could you tell me the way to the nearest post office?",
+)
+DEFAULT_SENTENCES = 3
+DEFAULT_LENGTHS = (3.0, 10.0, 30.0, 60.0)
+JOIN_SECONDS = 2.5
+SEMITONES_PER_LOG = 12.0 / math.log(2.0)
+KNN_MODES = ("envelope", "frame")
+ADAPTATION_NOT_AVAILABLE = (
+    "adaptation not available: vcstream.adapt is not installed in this tree, so the adapted "
+    "rows are left out"
+)
+
+# Targets of issue #9 (on the test speakers, means over speakers).
+TARGET_ZERO_SHOT_10S = 0.35
+TARGET_ADAPTED_10S = 0.60
+TARGET_ADAPTED_30S = 0.75
+TARGET_CER = 0.05
+TARGET_F0_ST = 1.5
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class SpeakerTarget:
+    embedding: np.ndarray  # L2-normalised mean of the held-out utterances' embeddings
+    log_f0: float | None  # centre of the held-out recordings' log F0
+    seconds: float
+    clips: int
+
+
+def utterance_embedding(encoder, audio_22k: np.ndarray) -> np.ndarray:
+    from vcstream.audio.io import resample
+    from vcstream.encoder.embed import embed_utterance
+
+    return embed_utterance(encoder, resample(audio_22k, 22050, 16000)).embedding
+
+
+def log_f0_centre(audios: Sequence[np.ndarray]) -> float | None:
+    from vcstream.audio.mel import HOP, SAMPLE_RATE_HZ
+    from vcstream.audio.pitch import estimate_f0
+    from vcstream.corpus.features import F0_MAX_HZ, F0_MIN_HZ
+    from vcstream.synth.fastpitch import log_f0_statistics
+
+    parts = []
+    for a in audios:
+        f0, voiced = estimate_f0(a, SAMPLE_RATE_HZ, HOP, F0_MIN_HZ, F0_MAX_HZ)
+        parts.append(np.where(voiced, f0, 0.0))
+    stats = log_f0_statistics(np.concatenate(parts)) if parts else None
+    return None if stats is None else stats[0]
+
+
+def speaker_target(encoder, segments) -> SpeakerTarget:
+    from vcstream.corpus.realvoice import join_segments
+    from vcstream.encoder.embed import l2_normalize
+
+    utts = join_segments(segments, JOIN_SECONDS)
+    emb = l2_normalize(np.mean([utterance_embedding(encoder, u) for u in utts], axis=0))
+    return SpeakerTarget(
+        emb,
+        log_f0_centre([s.audio for s in segments]),
+        sum(s.seconds for s in segments),
+        len(segments),
+    )
+
+
+def _st(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else abs(a - b) * SEMITONES_PER_LOG
+
+
+def _round(x: float | None, digits: int = 4) -> float | None:
+    return None if x is None else round(float(x), digits)
+
+
+def row_from_outputs(outs: Sequence[dict], target: SpeakerTarget, **extra: Any) -> dict:
+    """One row's figures from ``OutputAnalyser`` results (plus ``audio``/``synth_s``)."""
+    from vcstream.synth_eval import cosine
+
+    chars = sum(o["ref_chars"] for o in outs)
+    audio_s = sum(o["audio_s"] for o in outs)
+    f0 = [o["f0_hz"] for o in outs]
+    from vcstream.synth.fastpitch import log_f0_statistics
+
+    stats = log_f0_statistics(np.concatenate(f0)) if f0 else None
+    centre = None if stats is None else stats[0]
+    return {
+        "cosine": round(
+            float(np.mean([cosine(o["embedding"], target.embedding) for o in outs])), 4
+        ),
+        "cer": round(sum(o["edits"] for o in outs) / chars, 4) if chars else None,
+        "log_f0": _round(centre),
+        "f0_error_st": _round(_st(centre, target.log_f0), 3),
+        "synth_s_per_audio_s": _round(
+            sum(o["synth_s"] for o in outs) / audio_s if audio_s else None, 5
+        ),
+        "silent": sum(o["silent"] for o in outs),
+        "transcripts": [o["transcript"] for o in outs],
+        **extra,
+    }
+
+
+def ceiling_row(encoder, references, target: SpeakerTarget) -> dict:
+    from vcstream.corpus.realvoice import join_segments
+    from vcstream.synth_eval import cosine
+
+    utts = join_segments(references, JOIN_SECONDS)
+    cos = [cosine(utterance_embedding(encoder, u), target.embedding) for u in utts]
+    centre = log_f0_centre([s.audio for s in references])
+    return {
+        "cosine": round(float(np.mean(cos)), 4),
+        "cer": None,
+        "log_f0": _round(centre),
+        "f0_error_st": _round(_st(centre, target.log_f0), 3),
+        "utterances": len(utts),
+    }
+
+
+def gap_closed(cos: float | None, default: float, ceiling: float) -> float | None:
+    if cos is None or ceiling - default <= 1e-6:
+        return None
+    return round((cos - default) / (ceiling - default), 4)
+
+
+def load_adapt() -> Callable | None:
+    """``vcstream.adapt.adapt`` when that package is installed, else None."""
+    try:
+        from vcstream.adapt import adapt
+    except ImportError:
+        return None
+    return adapt
+
+
+# --- the measurement ----------------------------------------------------------------------
+
+
+def measure_clone(
+    rt,
+    fastpitch,
+    transcriber,
+    speakers,
+    *,
+    lengths: Sequence[float] = DEFAULT_LENGTHS,
+    sentences: Sequence[str] = SENTENCES[:DEFAULT_SENTENCES],
+    knn_modes: Sequence[str] = ("envelope",),
+    knn_k: int = 4,
+    adapt: Callable | None = None,
+    keep_mels: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The clone figure for ``speakers`` (``realvoice.RealSpeaker``); the report dict.
+
+    ``adapt`` is ``vcstream.adapt.adapt`` or None (rows left out, with the note).
+    ``keep_mels`` keeps, per speaker, mels of the first sentence for spectrogram pictures
+    (under ``"_mels"``, not JSON-serialisable: the caller pops it)."""
+    from vcstream.app import SYNTH_SAMPLE_RATE_HZ
+    from vcstream.audio.mel import mel_spectrogram
+    from vcstream.corpus.realvoice import build_speaker_set
+    from vcstream.pipeline import SpeechPipeline
+    from vcstream.references import embed_recordings
+    from vcstream.synth.knn import FrameMatcher, FrameMatchingSynthesizer
+    from vcstream.synth_eval import OutputAnalyser, render
+
+    if not sentences:
+        raise InputError("--sentences must be at least 1")
+    bad = [m for m in knn_modes if m not in KNN_MODES]
+    if bad:
+        raise InputError(f"unknown kNN mode(s) {bad}: use {', '.join(KNN_MODES)} or none")
+    analyser = OutputAnalyser(rt.encoder, transcriber)
+
+    def pipeline(synth) -> SpeechPipeline:
+        return SpeechPipeline(
+            rt.frontend,
+            synth,
+            rt.new_vocoder(),
+            sample_rate_hz=SYNTH_SAMPLE_RATE_HZ,
+            max_text_chars=rt.cfg.synth.max_text_chars,
+        )
+
+    fp_pipe = pipeline(fastpitch)
+    render(fp_pipe, "Hello there.", VoiceConditioning())  # first call pays for allocation
+
+    sets = []
+    for spk in speakers:
+        sets.append(build_speaker_set(spk, lengths))
+    per_len = len(sentences) * (1 + len(knn_modes)) * (2 if adapt else 1)
+    total = len(sentences) + sum(per_len * len(s.lengths) for s in sets)
+    done = 0
+
+    def step(label: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, label)
+
+    def speak(pipe, voice: VoiceConditioning, label: str) -> list[dict]:
+        outs = []
+        for i, text in enumerate(sentences):
+            audio, synth_s = render(pipe, text, voice)
+            a = analyser.analyse(audio, text)
+            a.update(audio_s=len(audio) / SYNTH_SAMPLE_RATE_HZ, synth_s=synth_s, sentence=i)
+            if keep_mels and i == 0:
+                a["mel"] = mel_spectrogram(audio).numpy()
+            outs.append(a)
+            step(f"{label}, sentence {i + 1}")
+        return outs
+
+    default_outs = speak(fp_pipe, VoiceConditioning(), "default voice")
+    report_speakers: dict[str, Any] = {}
+    mels: dict[str, Any] = {}
+    for ss in sets:
+        spk = ss.speaker
+        target = speaker_target(rt.encoder, ss.held_out)
+        default_row = row_from_outputs(default_outs, target)
+        entry: dict[str, Any] = {
+            "source": spk.source,
+            "language": spk.language,
+            "split": spk.split,
+            "held_out_s": round(target.seconds, 2),
+            "held_out_clips": target.clips,
+            "undecodable_clips": len(ss.undecodable),
+            "target_log_f0": _round(target.log_f0),
+            "lengths": {},
+        }
+        if keep_mels:
+            mels[spk.name] = {"recording": mel_spectrogram(ss.held_out[0].audio).numpy()}
+        for length in ss.lengths:
+            refs = ss.references[length]
+            label = f"{spk.name} {length:g} s"
+            rows: dict[str, Any] = {"ceiling": ceiling_row(rt.encoder, refs, target)}
+            rows["default"] = dict(default_row)
+            try:
+                zs = embed_recordings(
+                    rt.new_embedder(), [(s.audio, 22050) for s in refs], [label]
+                ).conditioning
+            except NoVoiceError as err:
+                rows["zero-shot"] = {"error": str(err)}
+                zs = None
+            matchers = {}
+            ref_mels = [mel_spectrogram(s.audio).numpy() for s in refs]
+            for mode in knn_modes:
+                try:
+                    matchers[mode] = FrameMatcher(ref_mels, k=knn_k, mode=mode)
+                except NoVoiceError as err:
+                    rows[f"zero-shot+knn-{mode}"] = {"error": str(err)}
+            voices: dict[str, tuple[VoiceConditioning, float | None]] = {}
+            if zs is not None:
+                voices["zero-shot"] = (zs, None)
+            if adapt is not None:
+                t0 = time.perf_counter()
+                try:
+                    adapted = adapt(
+                        fastpitch,
+                        [(s.audio, 22050) for s in refs],
+                        seed=0,
+                        transcriber=transcriber,
+                    )
+                    voices["adapted"] = (adapted.conditioning(), time.perf_counter() - t0)
+                except NoVoiceError as err:
+                    rows["adapted"] = {"error": str(err)}
+            for name, (voice, adapt_s) in voices.items():
+                extra = {} if adapt_s is None else {"adapt_s": round(adapt_s, 2)}
+                outs = speak(fp_pipe, voice, f"{label} {name}")
+                rows[name] = row_from_outputs(outs, target, **extra)
+                if keep_mels and length == ss.lengths[-1]:
+                    mels[spk.name][f"{name} ({length:g} s)"] = outs[0]["mel"]
+                for mode, matcher in matchers.items():
+                    key = f"{name}+knn-{mode}"
+                    knn_pipe = pipeline(FrameMatchingSynthesizer(fastpitch, matcher))
+                    outs = speak(knn_pipe, voice, f"{label} {key}")
+                    rows[key] = row_from_outputs(outs, target, **extra)
+                    if keep_mels and length == ss.lengths[-1]:
+                        mels[spk.name][f"{key} ({length:g} s)"] = outs[0]["mel"]
+            ceiling = rows["ceiling"]["cosine"]
+            for r in rows.values():
+                if "cosine" in r:
+                    r["gap_closed"] = gap_closed(r["cosine"], default_row["cosine"], ceiling)
+            entry["lengths"][f"{length:g}"] = {
+                "reference_s": round(sum(s.seconds for s in refs), 2),
+                "reference_clips": len(refs),
+                "rows": rows,
+            }
+        report_speakers[spk.name] = entry
+    report = {
+        "sentences": list(sentences),
+        "lengths": [f"{x:g}" for x in lengths],
+        "knn": {"modes": list(knn_modes), "k": knn_k},
+        "adaptation": {"available": adapt is not None}
+        | ({} if adapt is not None else {"note": ADAPTATION_NOT_AVAILABLE}),
+        "speakers": report_speakers,
+    }
+    report["summary"] = summarise(report_speakers)
+    report["targets"] = clone_targets(report["summary"])
+    if keep_mels:
+        report["_mels"] = mels
+    return report
+
+
+def summarise(speakers: dict[str, Any]) -> dict[str, dict[str, dict]]:
+    """Per length and row: means over the speakers that have that length."""
+    out: dict[str, dict[str, dict]] = {}
+    lengths = sorted({ln for s in speakers.values() for ln in s["lengths"]}, key=float)
+    for ln in lengths:
+        entries = [s["lengths"][ln]["rows"] for s in speakers.values() if ln in s["lengths"]]
+        names = [n for e in entries for n in e]
+        rows = {}
+        for name in dict.fromkeys(names):
+            got = [e[name] for e in entries if name in e and "cosine" in e[name]]
+            if not got:
+                continue
+            both = [e for e in entries if name in e and "cosine" in e[name]]
+            cos = float(np.mean([g["cosine"] for g in got]))
+            dflt = float(np.mean([e["default"]["cosine"] for e in both]))
+            ceil = float(np.mean([e["ceiling"]["cosine"] for e in both]))
+
+            def mean(key: str, rows_=got) -> float | None:
+                vals = [g[key] for g in rows_ if g.get(key) is not None]
+                return round(float(np.mean(vals)), 4) if vals else None
+
+            rows[name] = {
+                "speakers": len(got),
+                "cosine": round(cos, 4),
+                "gap_closed": gap_closed(cos, dflt, ceil),
+                "cer": mean("cer"),
+                "cer_max": max((g["cer"] for g in got if g.get("cer") is not None), default=None),
+                "f0_error_st": mean("f0_error_st"),
+                "adapt_s": mean("adapt_s"),
+                "synth_s_per_audio_s": mean("synth_s_per_audio_s"),
+                "errors": sum(1 for e in entries if name in e and "error" in e[name]),
+            }
+        out[ln] = rows
+    return out
+
+
+def clone_targets(summary: dict[str, dict[str, dict]]) -> dict[str, dict[str, Any]]:
+    """Issue #9's targets, read on the summary (None-valued rows count as not met)."""
+
+    def gap(ln: str, row: str) -> float | None:
+        return summary.get(ln, {}).get(row, {}).get("gap_closed")
+
+    def target(text: str, value: float | None, ok: bool | None) -> dict[str, Any]:
+        return {"target": text, "value": value, "met": None if ok is None else bool(ok)}
+
+    out = {}
+    z = gap("10", "zero-shot")
+    out["zero_shot_10s_gap"] = target(
+        f">= {TARGET_ZERO_SHOT_10S:.0%} of the gap closed",
+        z,
+        None if z is None else z >= TARGET_ZERO_SHOT_10S,
+    )
+    for ln, goal in (("10", TARGET_ADAPTED_10S), ("30", TARGET_ADAPTED_30S)):
+        a = gap(ln, "adapted")
+        out[f"adapted_{ln}s_gap"] = target(
+            f">= {goal:.0%} of the gap closed", a, None if a is None else a >= goal
+        )
+    cers = [
+        r["cer_max"]
+        for rows in summary.values()
+        for n, r in rows.items()
+        if r.get("cer_max") is not None
+    ]
+    worst = max(cers) if cers else None
+    out["cer_every_row"] = target(
+        f"<= {TARGET_CER:.0%} in every row (worst speaker)",
+        worst,
+        None if worst is None else worst <= TARGET_CER,
+    )
+    f0 = [
+        r["f0_error_st"]
+        for rows in summary.values()
+        for n, r in rows.items()
+        if n != "ceiling" and n != "default" and r.get("f0_error_st") is not None
+    ]
+    worst_f0 = max(f0) if f0 else None
+    out["f0_centre"] = target(
+        f"<= {TARGET_F0_ST:g} st (mean over speakers, worst cloned row)",
+        worst_f0,
+        None if worst_f0 is None else worst_f0 <= TARGET_F0_ST,
+    )
+    return out
