@@ -68,6 +68,7 @@ class EngineConfig:
     request_queue: int = 16
     output_buffer_seconds: float = 30.0
     release_memory_after_idle_s: float = 60.0
+    request_stall_s: float = 30.0
 
 
 @dataclass

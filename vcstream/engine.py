@@ -9,6 +9,8 @@ Three threads, each owning its stage, connected by bounded buffers:
   (overflow policy: the synthesiser waits).
 * ``pacer``: publishes one frame every ``frame_ms`` to the hub: request audio, or
   flagged silence when synthesis is behind or idle, so listeners never see a stall.
+* ``reqwatch``: fails requests that stopped making progress (``request_watchdog``), so
+  every accepted request ends in exactly one ``done`` or ``error``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vcstream import safetext
 from vcstream.capture import CaptureSource
 from vcstream.config import Config
 from vcstream.errors import InputError, QueueFullError, VcstreamError
@@ -36,13 +39,15 @@ from vcstream.memory import release_free_memory
 from vcstream.metrics import Metrics
 from vcstream.outbuf import OutputBuffer
 from vcstream.pipeline import PreparedText, SpeechPipeline
+from vcstream.request_watchdog import STALLED, RequestWatchdog
 from vcstream.synth.base import SynthControls, VoiceConditioning
 from vcstream.voices import VoiceProfile, VoiceStore, check_name
 
 log = logging.getLogger(__name__)
 
 MODES = ("queue", "interrupt")
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,32}$")  # fits the wire header's 32-byte field
+# Fits the wire header's 32-byte field; fullmatch, since "$" also matches before a final "\n".
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,32}")
 METRICS_PERIOD_S = 0.1
 # The request history (up to 20 rows, ~6 kB) rides in a metrics event only when it changed and
 # at least this often: every 100 ms it was most of the status traffic to each client.
@@ -64,6 +69,11 @@ class SpeakRequest:
     started_ns: int = 0
     first_audio_ns: int = 0
     audio_samples: int = 0
+    progress_ns: int = 0  # last sign of life (accepted, started, a chunk, a frame): watchdog
+    finished: bool = False  # ended (done or error); set under the engine's lock
+
+    def __post_init__(self) -> None:
+        self.progress_ns = self.submitted_ns
 
 
 class Engine:
@@ -110,6 +120,7 @@ class Engine:
         self._history_changes = 0  # bumped under _lock with every finished request
         # Each loop's proof of life, watched by the composition root (vcstream.liveness).
         self.heartbeats = {name: Heartbeat() for name in ("pacer", "synth", "capture")}
+        self._watchdog = RequestWatchdog(cfg.engine.request_stall_s)
         # Edges the composition root adds (e.g. playback) report here: name -> stats().
         self.extra_status: dict[str, Callable[[], dict]] = {}
 
@@ -120,6 +131,7 @@ class Engine:
             ("embed", self._embed_loop),
             ("synth", self._synth_loop),
             ("pacer", self._pacer_loop),
+            *([("reqwatch", self._watch_loop)] if self._watchdog.enabled else []),
         ):
             t = threading.Thread(target=target, name=f"vcstream-{name}", daemon=True)
             t.start()
@@ -163,8 +175,10 @@ class Engine:
         if mode not in MODES:
             raise InputError(f"mode must be 'queue' or 'interrupt', not {mode!r}")
         request_id = request_id or uuid.uuid4().hex[:12]
-        if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+        if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
             raise InputError("id must be 1-32 characters of letters, digits, '.', '_', ':', '-'")
+        text = safetext.checked(text, "text")
+        phonemes = safetext.checked(phonemes, "phonemes")
         with self._lock:
             if request_id in self._active:
                 raise InputError(f"request id {request_id!r} is already in use")
@@ -184,6 +198,7 @@ class Engine:
                 ) from None
             self._active[request_id] = req
             self._cancelled.discard(request_id)
+            self._outbuf.forget(request_id)  # an earlier request of this id was cleared
         self.hub.publish(
             Event(
                 "accepted",
@@ -191,7 +206,7 @@ class Engine:
                 {
                     "queue_position": self._requests.qsize(),
                     "mode": mode,
-                    "text": (text if text is not None else phonemes or "")[:200],
+                    "text": safetext.one_line(text if text is not None else phonemes or "")[:200],
                 },
             )
         )
@@ -203,21 +218,48 @@ class Engine:
             ids = list(self._active) if request_id is None else [request_id]
             ids = [i for i in ids if i in self._active]
             self._cancelled.update(ids)
-        for rid in ids:
-            self._outbuf.clear(rid)
+            # Under the lock: a later request reusing one of these ids forgets the clear
+            # after it, never before.
+            for rid in ids:
+                self._outbuf.clear(rid)
         return bool(ids)
 
     def _is_cancelled(self, request_id: str) -> bool:
         return request_id in self._cancelled or self._stop.is_set()
 
     def _finish(self, req: SpeakRequest, **data: Any) -> None:
+        entry = self._end(req, **data)
+        if entry is not None:
+            self.hub.publish(Event("done", req.request_id, entry))
+
+    def _fail(self, req: SpeakRequest, code: str, message: str) -> None:
+        """End ``req`` with an error event (its only ending: a no-op if it already ended)."""
+        if self._end(req, error=code, clear=True) is not None:
+            self.hub.publish(Event("error", req.request_id, {"code": code, "message": message}))
+
+    def end_requests(self, code: str, message: str) -> int:
+        """Fail every accepted request (shutting down); returns how many."""
         with self._lock:
-            if self._active.pop(req.request_id, None) is None:
-                return  # already finished (pacer and worker may both see a cancel)
+            active = list(self._active.values())
+        for req in active:
+            self._fail(req, code, message)
+        return len(active)
+
+    def _end(self, req: SpeakRequest, clear: bool = False, **data: Any) -> dict | None:
+        """Take ``req`` out of the request table exactly once; its history entry, or None
+        when it had already ended."""
+        with self._lock:
+            if req.finished or self._active.get(req.request_id) is not req:
+                return None  # already finished (pacer and worker may both see a cancel)
+            req.finished = True
+            del self._active[req.request_id]
             self._cancelled.discard(req.request_id)
+            if clear:
+                self._outbuf.clear(req.request_id)
+            self._watchdog.progress()
             entry = {
                 "id": req.request_id,
-                "text": (req.prepared.text or "")[:200],
+                "text": safetext.one_line(req.prepared.text or "")[:200],
                 "audio_ms": round(1000 * req.audio_samples / self.sample_rate_hz, 1),
                 "first_audio_ms": round((req.first_audio_ns - req.submitted_ns) / 1e6, 1)
                 if req.first_audio_ns
@@ -226,7 +268,7 @@ class Engine:
             }
             self._history = [*self._history[-49:], entry]
             self._history_changes += 1
-        self.hub.publish(Event("done", req.request_id, entry))
+        return entry
 
     # ---- voice -------------------------------------------------------------------
     def _conditioning_of(self, profile: VoiceProfile) -> VoiceConditioning:
@@ -424,23 +466,30 @@ class Engine:
                         self.metrics.incr("memory_trims")
                 continue
             rid = req.request_id
-            if self._is_cancelled(rid):
+            if req.finished or self._is_cancelled(rid):
                 self._finish(req, cancelled=True)
                 continue
             with self._lock:
                 self._current = req
-            req.started_ns = time.monotonic_ns()
+            req.started_ns = req.progress_ns = time.monotonic_ns()
+            self._watchdog.progress(req.started_ns)
             self.hub.publish(Event("started", rid, {"sentences": len(req.prepared.sentences)}))
             voice = req.voice or self._live_conditioning()
             heartbeat.set_busy(True)  # the synthesis-call limit applies until it returns
+            # A request failed meanwhile (by the watchdog) stops here, and its stale chunks
+            # are refused under the buffer's lock: its id may already be another request's.
+            live = lambda req=req: not req.finished  # noqa: E731
+            stopped = lambda req=req: req.finished or self._is_cancelled(req.request_id)  # noqa: E731
             try:
-                for chunk in self.pipeline.render(
-                    req.prepared, voice, controls, lambda rid=rid: self._is_cancelled(rid)
-                ):
+                for chunk in self.pipeline.render(req.prepared, voice, controls, stopped):
                     heartbeat.beat()
-                    if not self._outbuf.put(rid, chunk):
+                    if not self._outbuf.put(rid, chunk, live=live):
                         break
-                if self._is_cancelled(rid):
+                    req.progress_ns = time.monotonic_ns()
+                    self._watchdog.progress(req.progress_ns)
+                if req.finished:
+                    pass  # failed meanwhile: its error is out and its audio cleared
+                elif self._is_cancelled(rid):
                     # Cancelled before any of its audio reached the buffer: nothing will
                     # pass the pacer, so the worker reports it done.
                     self._outbuf.clear(rid)
@@ -448,14 +497,10 @@ class Engine:
                 else:
                     self._outbuf.end(rid)
             except VcstreamError as err:
-                self._outbuf.clear(rid)
-                self.hub.publish(Event("error", rid, {"code": err.code, "message": str(err)}))
+                self._fail(req, err.code, str(err))
             except Exception as err:
                 log.exception("synthesis failed for request %s", rid)
-                self._outbuf.clear(rid)
-                self.hub.publish(
-                    Event("error", rid, {"code": "internal", "message": f"synthesis failed: {err}"})
-                )
+                self._fail(req, "internal", f"synthesis failed: {type(err).__name__}")
             finally:
                 heartbeat.set_busy(False)
                 with self._lock:
@@ -506,13 +551,30 @@ class Engine:
                 with_history = history_sent != self._history_changes or t >= next_history
                 if with_history:
                     history_sent, next_history = self._history_changes, t + HISTORY_REPEAT_S
-                self.hub.publish(Event("metrics", None, self.status(history=with_history)))
+                try:
+                    self.hub.publish(Event("metrics", None, self.status(history=with_history)))
+                except Exception:  # a failing status source costs its metrics, not the frames
+                    log.exception("status snapshot failed")
+                    self.metrics.incr("status_errors")
 
     def _request_done(self, request_id: str, cancelled: bool) -> None:
         with self._lock:
             req = self._active.get(request_id)
+            if cancelled and request_id not in self._cancelled:
+                # The discarded audio of an earlier request of this id, failed and cleared:
+                # the request now holding the id was not cancelled.
+                return
         if req is not None:
             self._finish(req, cancelled=cancelled)
+
+    def _watch_loop(self) -> None:
+        while not self._stop.wait(self._watchdog.period_s):
+            with self._lock:
+                active = list(self._active.values())
+            for req in self._watchdog.stalled(active):
+                log.warning("request %s made no progress for %g s: failing it",
+                            req.request_id, self._watchdog.stall_s)  # fmt: skip
+                self._fail(req, STALLED, self._watchdog.message())
 
     def _publish_frame(self, request_id: str, pcm: np.ndarray, *, silence: bool, end: bool) -> None:
         now = time.monotonic_ns()
@@ -529,6 +591,8 @@ class Engine:
             with self._lock:
                 req = self._active.get(request_id)
             if req is not None:
+                req.progress_ns = now
+                self._watchdog.progress(now)
                 if not req.first_audio_ns:
                     req.first_audio_ns = now
                     latency_ms = (now - req.submitted_ns) / 1e6

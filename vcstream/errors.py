@@ -40,6 +40,12 @@ class UnknownPhonemesError(InputError):
         super().__init__(f"unknown phoneme symbols: {shown}")
 
 
+class BadTextError(InputError):
+    """Text holds a lone surrogate or a Unicode non-character (see vcstream.safetext)."""
+
+    code = "bad_text"
+
+
 class VoiceNotFoundError(InputError):
     code = "unknown_voice"
 

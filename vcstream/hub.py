@@ -9,6 +9,7 @@ slow listener never slows the engine or another listener.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Hub:
         self._listeners: dict[int, tuple[str, Offer]] = {}
         self._ids = itertools.count(1)
         self._seq = itertools.count(0)
+        self.failed_offers = 0
 
     def next_seq(self) -> int:
         return next(self._seq)
@@ -84,5 +88,9 @@ class Hub:
     def publish(self, item: AudioFrame | Event) -> None:
         with self._lock:
             listeners = list(self._listeners.values())
-        for _name, offer in listeners:
-            offer(item)  # must not block; a listener's failure is its own business
+        for name, offer in listeners:
+            try:
+                offer(item)  # must not block
+            except Exception:  # a listener's failure is its own business, not the engine's
+                self.failed_offers += 1
+                log.exception("listener %s failed to take a %s", name, type(item).__name__)

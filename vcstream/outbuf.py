@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,16 +50,25 @@ class OutputBuffer:
 
     def _segment(self, request_id: str) -> _Segment:
         for seg in reversed(self._segments):
-            if seg.request_id == request_id:
+            # A cancelled segment waiting for the pacer to discard it belongs to an earlier
+            # request of the same id: a new one gets its own.
+            if seg.request_id == request_id and not seg.cancelled:
                 return seg
         seg = _Segment(request_id)
         self._segments.append(seg)
         return seg
 
-    def put(self, request_id: str, pcm: np.ndarray, timeout: float | None = None) -> bool:
-        """Append audio; waits while the buffer is full. False if the request was cleared."""
+    def put(
+        self,
+        request_id: str,
+        pcm: np.ndarray,
+        timeout: float | None = None,
+        live: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Append audio; waits while the buffer is full. False if the request was cleared
+        or ``live()`` (checked under the buffer's lock) says its producer is stale."""
         with self._cond:
-            if request_id in self._cleared:
+            if request_id in self._cleared or (live is not None and not live()):
                 return False
             seg = self._segment(request_id)
             ok = self._cond.wait_for(
@@ -96,6 +106,12 @@ class OutputBuffer:
                     self._cleared.append(rid)
             self._cond.notify_all()
             return cleared
+
+    def forget(self, request_id: str) -> None:
+        """A new request takes ``request_id``: it is no longer a cleared one."""
+        with self._cond:
+            if request_id in self._cleared:
+                self._cleared.remove(request_id)
 
     def has_ready(self, n: int) -> bool:
         seg = self._segments[0] if self._segments else None

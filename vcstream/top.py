@@ -46,6 +46,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vcstream.net import protocol as p
+from vcstream.safetext import one_line
 from vcstream.termscreen import ScreenDiff, full_screen, render_grid
 
 DEFAULT_URL = "ws://127.0.0.1:8765/"
@@ -129,7 +130,7 @@ class DashState:
 
     def note(self, text: str, style: str = "") -> None:
         with self.lock:
-            self.messages.append((time.time(), text, style))
+            self.messages.append((time.time(), one_line(text), style))
 
     # -- stream -------------------------------------------------------------------------
     def on_audio(self, data: bytes) -> None:
@@ -185,7 +186,9 @@ class DashState:
                 r = self.requests.get(rid)
                 if r is None or r.state not in ("done", "cancelled", "error"):
                     r = self._request(rid)
-                    r.state = "cancelled" if h.get("cancelled") else "done"
+                    r.state = (
+                        "error" if h.get("error") else "cancelled" if h.get("cancelled") else "done"
+                    )
                     r.text = r.text or h.get("text") or ""
                     r.audio_ms = h.get("audio_ms")
                     r.ttfa_ms = h.get("first_audio_ms")
@@ -778,12 +781,14 @@ def _requests_panel(st: DashState, rows: int) -> Panel:
     t.add_column("length", justify="right", no_wrap=True)
     t.add_column("text", no_wrap=True, overflow="ellipsis", ratio=1)
     for r in list(st.requests.values())[-rows:][::-1]:
+        # Text, not str: a str cell is read as rich markup ("[red]", or "[/]" that raises);
+        # one_line: control characters and escape sequences never reach the terminal.
         t.add_row(
-            r.id,
+            Text(one_line(r.id)),
             Text(r.state, style=STATE_STYLES.get(r.state, "")),
             _fmt(r.ttfa_ms, 1, " ms"),
             _fmt(None if r.audio_ms is None else r.audio_ms / 1000, 2, " s"),
-            r.error or r.text,
+            Text(one_line(r.error or r.text)),
         )
     return Panel(t, title="requests (newest first)", title_align="left", border_style="grey50")
 

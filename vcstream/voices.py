@@ -13,7 +13,8 @@ import numpy as np
 
 from vcstream.errors import InputError, VoiceNotFoundError
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Matched with fullmatch: "$" alone would also match before a trailing newline ("trail\n").
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def default_voices_dir() -> Path:
@@ -21,10 +22,15 @@ def default_voices_dir() -> Path:
     return Path(base) / "vcstream" / "voices"
 
 
+def valid_name(name: object) -> bool:
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not valid_name(name):
+        shown = repr(name[:70]) if isinstance(name, str) else type(name).__name__
         raise InputError(
-            f"invalid voice name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            f"invalid voice name {shown}: use 1-64 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit"
         )
     return name

@@ -389,7 +389,8 @@ function mergeHistory(h) {
   const e = history.get(h.id);
   if (e && (e.state === "done" || e.state === "cancelled" || e.state === "error")) return;
   const entry = e || entryFor(h.id);
-  entry.state = h.cancelled ? "cancelled" : "done";
+  entry.state = h.error ? "error" : h.cancelled ? "cancelled" : "done";
+  if (h.error && !entry.error) entry.error = h.error;
   entry.text = entry.text || h.text || "";
   entry.audioMs = h.audio_ms;
   entry.ttfaMs = h.first_audio_ms;

@@ -21,15 +21,18 @@ from typing import Any
 
 import numpy as np
 
+from vcstream import safetext
 from vcstream.audio.io import to_pcm16
 from vcstream.errors import InputError
 from vcstream.hub import AudioFrame, Event
+from vcstream.voices import valid_name
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 65536  # the hard ceiling; the configured limit may only be lower
 
 # ---- error codes sent in error events (besides the VcstreamError codes) ---------------
-BAD_JSON = "bad_json"  # not UTF-8 or not JSON
+BAD_JSON = "bad_json"  # not UTF-8 or not JSON, or a number beyond the limits below
+BAD_TEXT = "bad_text"  # a string holds a lone surrogate or a non-character
 BAD_MESSAGE = "bad_message"  # JSON but not an object, or a binary message on the control channel
 UNKNOWN_TYPE = "unknown_type"
 BAD_FIELD = "bad_field"  # a field is missing, unknown or of the wrong type or value
@@ -62,7 +65,13 @@ FLAG_SILENCE = 0x0001
 FLAG_END_OF_UTTERANCE = 0x0002
 SAMPLE_FORMAT_PCM16 = 1
 REQUEST_ID_BYTES = 32
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,32}$")
+# Matched with fullmatch: "$" alone would also match before a trailing newline.
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,32}")
+# JSON numbers: an integer literal of more digits (int64 and uint64 fit) or a float literal
+# longer than this is refused, as are floats that overflow to infinity and the non-JSON
+# constants NaN/Infinity, which Python's json would otherwise accept.
+MAX_INT_DIGITS = 20
+MAX_FLOAT_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -194,28 +203,61 @@ def unpack_message_header(data: bytes | memoryview) -> tuple[int, int]:
 
 
 # ---- JSON out ------------------------------------------------------------------------
-def _jsonable(obj: Any) -> Any:
+def _jsonable(obj: Any, depth: int = 0) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
     if obj is None or isinstance(obj, (str, int, bool)):
         return obj
-    return str(obj)
+    if depth > 64:  # a cycle or a bug, not data
+        return None
+    if isinstance(obj, dict):
+        return {_safe_str(k): _jsonable(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v, depth + 1) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist(), depth + 1)
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item(), depth + 1)
+    return _safe_str(obj)
+
+
+def _safe_str(obj: Any) -> str:
+    if isinstance(obj, str):
+        return obj
+    try:
+        return str(obj)
+    except Exception:  # a __str__ that fails: the value is lost, the message is not
+        return f"<{type(obj).__name__}>"
+
+
+_SEPARATORS = (",", ":")
+# Outgoing messages that needed repair (a surrogate replaced, an unencodable value made a
+# string); reported in status.network as encode_repairs.
+encode_repairs = 0
+_UNENCODABLE_MESSAGE = '{"type":"error","code":"internal","message":"message not encodable"}'
 
 
 def dumps(obj: dict[str, Any]) -> str:
-    """Compact, strict JSON (non-finite floats become null, numpy values plain numbers)."""
+    """Compact, strict JSON that always encodes as UTF-8, whatever ``obj`` holds.
+
+    Non-finite floats become null, numpy values plain numbers, other objects their ``str``;
+    a lone surrogate (which ``json`` writes but no UTF-8 encoder takes) becomes U+FFFD. So
+    one bad value costs one field of one message, never the message or the connection.
+    """
+    global encode_repairs
     try:
-        return json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return json.dumps(_jsonable(obj), separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(obj, separators=_SEPARATORS, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    if text is not None and not safetext.has_surrogates(text):
+        return text
+    encode_repairs += 1
+    try:
+        return json.dumps(
+            safetext.repair(_jsonable(obj)), separators=_SEPARATORS, ensure_ascii=False
+        )
+    except (TypeError, ValueError, RecursionError):
+        return _UNENCODABLE_MESSAGE
 
 
 def encode_event(event: Event) -> str:
@@ -360,13 +402,71 @@ def _decode_json(data: bytes | str, max_bytes: int) -> Any:
             TOO_LARGE, f"message of {size} bytes exceeds the {max_bytes}-byte limit"
         )
     try:
-        return json.loads(data)
+        return json.loads(
+            data, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
+        )
     except UnicodeDecodeError as err:
         raise ProtocolError(BAD_JSON, f"message is not UTF-8 ({err.reason})") from None
     except json.JSONDecodeError as err:
         raise ProtocolError(BAD_JSON, f"malformed JSON: {err.msg} at position {err.pos}") from None
     except RecursionError:
         raise ProtocolError(BAD_JSON, "malformed JSON: nested too deeply") from None
+    except (ValueError, TypeError, MemoryError) as err:  # whatever else json may raise
+        raise ProtocolError(BAD_JSON, f"malformed JSON: {type(err).__name__}") from None
+
+
+def _parse_int(literal: str) -> int:
+    digits = len(literal) - literal.startswith("-")
+    if digits > MAX_INT_DIGITS:
+        raise ProtocolError(
+            BAD_JSON, f"integer of {digits} digits (at most {MAX_INT_DIGITS} are accepted)"
+        )
+    return int(literal)
+
+
+def _parse_float(literal: str) -> float:
+    if len(literal) > MAX_FLOAT_CHARS:
+        raise ProtocolError(
+            BAD_JSON, f"number of {len(literal)} characters (at most {MAX_FLOAT_CHARS})"
+        )
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ProtocolError(BAD_JSON, f"number {literal[:20]} is out of range")
+    return value
+
+
+def _parse_constant(name: str) -> Any:
+    raise ProtocolError(BAD_JSON, f"{name} is not JSON (numbers must be finite)")
+
+
+def _check_encodable(msg: dict[str, Any], ref: str | None) -> None:
+    """Every string in the message, field names too, nested or not: no lone surrogate or
+    non-character (``bad_text``). Names in the error are shown escaped (``repr``)."""
+    stack: list[tuple[str, Any]] = []
+    for key, value in msg.items():
+        _check_string(key, "a field name", ref)
+        stack.append((f"field {key[:40]!r}", value))
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            _check_string(value, where, ref)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                _check_string(k, f"a field name inside {where}", ref)
+                stack.append((where, v))
+        elif isinstance(value, list):
+            stack.extend((where, v) for v in value)
+
+
+def _check_string(value: str, where: str, ref: str | None) -> None:
+    i = safetext.first_unencodable(value)
+    if i is not None:
+        raise ProtocolError(
+            BAD_TEXT,
+            f"{where} holds {safetext.describe(value[i])} at character {i}: "
+            "text must be valid Unicode",
+            ref,
+        )
 
 
 def parse_command(
@@ -382,8 +482,10 @@ def parse_command(
             BAD_MESSAGE, f"a control message is a JSON object, not {type(msg).__name__}"
         )
     ref = msg.get("id")
-    if ref is not None and not (isinstance(ref, str) and REQUEST_ID_RE.match(ref)):
+    if ref is not None and not (isinstance(ref, str) and REQUEST_ID_RE.fullmatch(ref)):
+        _check_encodable(msg, None)
         raise ProtocolError(BAD_FIELD, "id must be 1-32 characters of A-Z a-z 0-9 . _ : -")
+    _check_encodable(msg, ref)
     kind = msg.get("type")
     if not isinstance(kind, str):
         raise ProtocolError(BAD_FIELD, "missing field 'type' (a string)", ref)
@@ -411,8 +513,8 @@ def parse_command(
             raise ProtocolError(BAD_FIELD, f"{kind} needs field {key!r}", ref)
     if cls is Speak:
         _check_speak(values, ref, max_text_chars)
-    elif cls in (Save, Load) and not values["name"].strip():
-        raise ProtocolError(BAD_FIELD, f"{kind}.name must not be empty", ref)
+    elif cls in (Save, Load):
+        _check_voice_name(values["name"], f"{kind}.name", ref)
     return cls(ref=ref, **values)
 
 
@@ -433,8 +535,20 @@ def _check_speak(values: dict[str, Any], ref: str | None, max_text_chars: int) -
         raise ProtocolError(
             BAD_FIELD, f"speak.mode must be 'queue' or 'interrupt', not {mode[:20]!r}", ref
         )
-    if "voice" in values and not values["voice"].strip():
-        raise ProtocolError(BAD_FIELD, "speak.voice must not be empty", ref)
+    if "voice" in values:
+        _check_voice_name(values["voice"], "speak.voice", ref)
+
+
+def _check_voice_name(name: str, where: str, ref: str | None) -> None:
+    if not name.strip():
+        raise ProtocolError(BAD_FIELD, f"{where} must not be empty", ref)
+    if not valid_name(name):
+        raise ProtocolError(
+            BAD_FIELD,
+            f"{where} {name[:70]!r} is not a voice name: 1-64 letters, digits, '_', '-' or "
+            "'.', starting with a letter or digit",
+            ref,
+        )
 
 
 def hello_message(

@@ -193,6 +193,7 @@ class NetworkService:
         return {
             "frames_published": self.frames_published,
             "handoff_dropped": self._handoff_dropped,
+            "encode_repairs": p.encode_repairs,
             "websocket": self.ws.stats() if self.ws else None,
             "zmq": self.zmq.stats() if self.zmq else None,
         }

@@ -58,6 +58,7 @@ class _Client:
     )
     closing: bool = False
     reported_drops: tuple[int, int] = (0, 0)
+    encode_errors: int = 0
     connected_ns: int = field(default_factory=time.monotonic_ns)
 
     def offer(self, kind: str, payload: Any) -> None:
@@ -316,7 +317,10 @@ class WebSocketServer:
                 cmd = p.parse_command(
                     data, max_bytes=self.max_bytes, max_text_chars=self.max_text_chars
                 )
-            except p.ProtocolError as err:
+            except Exception as err:  # a ProtocolError, or a bug: this message's alone
+                if not isinstance(err, p.ProtocolError):
+                    log.exception("parsing a message from %s failed", client.name)
+                    err = p.ProtocolError(p.INTERNAL, "message could not be parsed")
                 if allowed:
                     client.offer(
                         EVENT, p.dumps(p.error_message(err.code, str(err), err.request_id))
@@ -373,7 +377,13 @@ class WebSocketServer:
                         "total_audio_frames": drops[0],
                         "total_events": drops[1],
                     }))  # fmt: skip
-                await conn.send(item[1])
+                try:
+                    await conn.send(item[1])
+                except (UnicodeError, TypeError, ValueError):
+                    # p.dumps always makes sendable text; should a bug slip one through,
+                    # it costs that message, not the connection.
+                    client.encode_errors += 1
+                    log.exception("could not send a %s message to %s", item[0], client.name)
         except ConnectionClosed:
             pass
         except Exception:  # a bug: drop this client rather than leave it silently stuck
@@ -393,6 +403,7 @@ class WebSocketServer:
                     "name": c.name,
                     "connected_s": round((time.monotonic_ns() - c.connected_ns) / 1e9, 1),
                     "rate_limited": c.bucket.refused,
+                    "encode_errors": c.encode_errors,
                     **c.queue.snapshot(),
                 }
                 for c in self._clients

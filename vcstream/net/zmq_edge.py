@@ -77,6 +77,7 @@ class ZmqEdge:
             "commands": 0,
             "rate_limited": 0,
             "replies_dropped": 0,
+            "encode_errors": 0,
         }
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -185,9 +186,13 @@ class ZmqEdge:
         if kind == AUDIO:
             header, body = payload
         else:
+            try:
+                body = payload.encode("utf-8")
+            except UnicodeEncodeError:  # p.dumps never makes one; a bug must cost one message
+                self.counters["encode_errors"] += 1
+                return
             self._topic_seq[kind] += 1
             header = p.pack_message_header(self._topic_seq[kind], time.monotonic_ns())
-            body = payload.encode("utf-8")
         try:
             self._pub.send_multipart([TOPICS[kind], header, body], flags=zmq.NOBLOCK, copy=False)
             self.counters["published"] += 1
@@ -225,7 +230,15 @@ class ZmqEdge:
         self._slots.release()
 
     async def _command(self, envelope: list[bytes], payload: bytes) -> None:
+        """One request, one reply: whatever happens, the peer gets an answer."""
         self.counters["commands"] += 1
+        try:
+            await self._answer(envelope, payload)
+        except Exception as err:  # a bug: logged, answered without detail
+            log.exception("ZeroMQ command failed")
+            self._reply(envelope, p.error_message(p.INTERNAL, f"failed: {type(err).__name__}"))
+
+    async def _answer(self, envelope: list[bytes], payload: bytes) -> None:
         try:
             cmd = p.parse_command(
                 payload, max_bytes=self.max_bytes, max_text_chars=self.max_text_chars
