@@ -263,13 +263,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="--synth: FastPitch checkpoint (default: the shipped vcstream/assets/fastpitch.pt)",
     )
     p.add_argument(
-        "--sentences", type=int, default=8, help="--synth: validation sentences (default 8)"
+        "--sentences",
+        type=int,
+        help="--synth: validation sentences (default 8); --clone: English sentences spoken "
+        "per row (default 3, at most 6)",
     )
     p.add_argument(
         "--train-speakers",
         type=int,
         default=4,
         help="--synth: training speakers beside every held-out one (default 4)",
+    )
+    p.add_argument(
+        "--clone",
+        action="store_true",
+        help="cloning of real voices instead: default voice, zero-shot, kNN, adapted and "
+        "ceiling per test speaker and reference length (GE2E cosine, gap closed, CER, F0)",
+    )
+    p.add_argument(
+        "--speakers", metavar="NAMES", help="--clone: comma-separated speakers (default: --split)"
+    )
+    p.add_argument("--split", choices=("test", "dev"), help="--clone: speaker set (default test)")
+    p.add_argument("--max-speakers", type=int, help="--clone: at most this many speakers")
+    p.add_argument(
+        "--lengths", metavar="S,S,...", help="--clone: reference seconds (default 3,10,30,60)"
+    )
+    p.add_argument(
+        "--knn",
+        metavar="MODES",
+        help="--clone: kNN rows: envelope (default), frame, envelope,frame or none",
+    )
+    p.add_argument("--knn-k", type=int, help="--clone: neighbours per frame (default 4)")
+    p.add_argument("--no-adapt", action="store_true", help="--clone: leave out the adapted rows")
+    p.add_argument(
+        "--png-dir", metavar="DIR", help="--clone: write spectrogram PNGs (recording over clones)"
     )
     p.set_defaults(func=cmd_bench)
 

@@ -13,6 +13,8 @@ no figure module imports ``runner`` or another figure's module except for its in
 * ``vocoder``   vocoder real-time factor per chunk size and method, and what the fast paths
                 cost in quality (``difference_db``, ``log_spectral_distance_db``).
 * ``synth``     `--synth`: FastPitch against Piper on a corpus's validation sentences.
+* ``clone``     `--clone`: cloning of real voices (``corpus.realvoice`` test speakers):
+                default voice, zero-shot, kNN, adapted and ceiling per reference length.
 
 Adding a figure: a new module ``vcstream/bench/<figure>.py`` with
 ``measure_<figure>(...) -> dict`` (JSON-serialisable, no printing), ``<figure>_table(report)

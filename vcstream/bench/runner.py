@@ -17,9 +17,22 @@ from vcstream.errors import InputError
 # flag attribute on the parsed arguments -> "module:function" of the figure it runs alone
 STANDALONE = {
     "synth": "vcstream.bench.synth:synth_main",
+    "clone": "vcstream.bench.clone:clone_main",
 }
 # options that only some standalone figures read: attribute -> (flag, those figures' flags)
-OWN_OPTIONS = {"data": ("--data", ("synth",)), "checkpoint": ("--checkpoint", ("synth",))}
+OWN_OPTIONS = {
+    "data": ("--data", ("synth",)),
+    "checkpoint": ("--checkpoint", ("synth",)),
+    "sentences": ("--sentences", ("synth", "clone")),
+    "speakers": ("--speakers", ("clone",)),
+    "max_speakers": ("--max-speakers", ("clone",)),
+    "split": ("--split", ("clone",)),
+    "lengths": ("--lengths", ("clone",)),
+    "knn": ("--knn", ("clone",)),
+    "knn_k": ("--knn-k", ("clone",)),
+    "no_adapt": ("--no-adapt", ("clone",)),
+    "png_dir": ("--png-dir", ("clone",)),
+}
 
 
 def _standalone(args: argparse.Namespace):

@@ -46,6 +46,7 @@ from vcstream.synth.base import SynthControls, VoiceConditioning
 
 # Targets of issue #4.
 TARGET_CER = 0.05
+DEFAULT_SENTENCES = 8  # `vcstream bench --synth` without --sentences
 TARGET_CER_VS_PIPER = 1.5
 TARGET_HELD_OUT_COSINE_MARGIN = 0.15
 TARGET_TRAIN_COSINE = 0.75
@@ -698,7 +699,8 @@ def synth_main(args) -> dict:
         raise InputError("--synth needs --data CORPUS (a `vcstream corpus build` folder)")
     # Cheap checks first: a missing checkpoint or corpus is reported before models load.
     checkpoint = resolve_checkpoint(args.checkpoint)
-    plan = plan_evaluation(args.data, args.sentences, args.train_speakers)
+    sentences = DEFAULT_SENTENCES if args.sentences is None else args.sentences
+    plan = plan_evaluation(args.data, sentences, args.train_speakers)
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per utterance
     cfg = load_config(args.config)
     if args.device:

@@ -127,7 +127,7 @@ def _round(x: float | None, digits: int = 4) -> float | None:
 
 def row_from_outputs(outs: Sequence[dict], target: SpeakerTarget, **extra: Any) -> dict:
     """One row's figures from ``OutputAnalyser`` results (plus ``audio``/``synth_s``)."""
-    from vcstream.synth_eval import cosine
+    from vcstream.bench.synth import cosine
 
     chars = sum(o["ref_chars"] for o in outs)
     audio_s = sum(o["audio_s"] for o in outs)
@@ -153,8 +153,8 @@ def row_from_outputs(outs: Sequence[dict], target: SpeakerTarget, **extra: Any) 
 
 
 def ceiling_row(encoder, references, target: SpeakerTarget) -> dict:
+    from vcstream.bench.synth import cosine
     from vcstream.corpus.realvoice import join_segments
-    from vcstream.synth_eval import cosine
 
     utts = join_segments(references, JOIN_SECONDS)
     cos = [cosine(utterance_embedding(encoder, u), target.embedding) for u in utts]
@@ -207,11 +207,11 @@ def measure_clone(
     (under ``"_mels"``, not JSON-serialisable: the caller pops it)."""
     from vcstream.app import SYNTH_SAMPLE_RATE_HZ
     from vcstream.audio.mel import mel_spectrogram
+    from vcstream.bench.synth import OutputAnalyser, render
     from vcstream.corpus.realvoice import build_speaker_set
     from vcstream.pipeline import SpeechPipeline
     from vcstream.references import embed_recordings
     from vcstream.synth.knn import FrameMatcher, FrameMatchingSynthesizer
-    from vcstream.synth_eval import OutputAnalyser, render
 
     if not sentences:
         raise InputError("--sentences must be at least 1")
@@ -430,3 +430,254 @@ def clone_targets(summary: dict[str, dict[str, dict]]) -> dict[str, dict[str, An
         None if worst_f0 is None else worst_f0 <= TARGET_F0_ST,
     )
     return out
+
+
+# --- printing -----------------------------------------------------------------------------
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def _row_cells(r: dict) -> list[str]:
+    if "error" in r:
+        return ["-", "-", "-", "-", "-", r["error"][:60]]
+    return [
+        _num(r.get("cosine"), ".3f"),
+        _pct(r.get("gap_closed")),
+        _pct(r.get("cer")),
+        _num(r.get("f0_error_st"), ".2f"),
+        _num(r.get("adapt_s"), ".1f"),
+        "",
+    ]
+
+
+ROW_ORDER = ("default", "zero-shot", "adapted", "ceiling")
+
+
+def _ordered(rows: dict) -> list[str]:
+    """default, zero-shot (then its kNN rows), adapted (then its kNN rows), ceiling."""
+    out = []
+    for base in ROW_ORDER:
+        out += [n for n in rows if n == base]
+        out += sorted(n for n in rows if n.startswith(f"{base}+"))
+    return out + [n for n in rows if n not in out]
+
+
+def clone_tables(report: dict) -> list:
+    """The per-speaker table and the summary table (rich)."""
+    from rich.table import Table
+
+    cols = ("cosine", "gap closed", "CER", "F0 err st", "adapt s", "note")
+    per = Table(title="vcstream bench --clone: per test speaker and reference length")
+    for c in ("speaker", "ref s", "row", *cols):
+        per.add_column(c, justify="left" if c in ("speaker", "row", "note") else "right")
+    for name, s in report["speakers"].items():
+        for ln, e in s["lengths"].items():
+            for i, row in enumerate(_ordered(e["rows"])):
+                first = i == 0
+                per.add_row(
+                    name if first else "",
+                    ln if first else "",
+                    row,
+                    *_row_cells(e["rows"][row]),
+                    end_section=row == "ceiling",
+                )
+    m = report["machine"]
+    summ = Table(
+        title=f"summary: mean over {len(report['speakers'])} test speakers "
+        f"({m['cpu']}, {m['torch_threads']} torch threads, {report['elapsed_s']:.0f} s)"
+    )
+    for c in ("ref s", "row", "speakers", *cols[:-1]):
+        summ.add_column(c, justify="left" if c == "row" else "right")
+    for ln, rows in report["summary"].items():
+        for i, row in enumerate(_ordered(rows)):
+            r = rows[row]
+            summ.add_row(
+                ln if i == 0 else "",
+                row,
+                str(r["speakers"]),
+                *_row_cells(r)[:-1],
+                end_section=row == "ceiling",
+            )
+    return [per, summ]
+
+
+def print_clone_report(report: dict) -> None:
+    from vcstream.bench.report import console
+
+    out = console()
+    for table in clone_tables(report):
+        out.print(table)
+    if not report["adaptation"]["available"]:
+        out.print(report["adaptation"]["note"], highlight=False)
+    for name, t in report["targets"].items():
+        state = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
+        value = "-" if t["value"] is None else f"{t['value']:.3f}"
+        out.print(f"target {name} ({t['target']}): {state} ({value})", highlight=False)
+
+
+def save_spectrograms(mels: dict[str, dict[str, np.ndarray]], folder) -> list[str]:
+    """One PNG per speaker: a held-out recording on top, the clones' first sentence below."""
+    from pathlib import Path
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise InputError(
+            "--png-dir needs matplotlib: `pip install matplotlib==3.10.8` (part of "
+            "`make install-test`)"
+        ) from err
+    from vcstream.audio.mel import HOP, SAMPLE_RATE_HZ
+
+    out_dir = Path(folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for speaker, panels in mels.items():
+        fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.0 * len(panels)), squeeze=False)
+        for ax, (title, mel) in zip(axes[:, 0], panels.items(), strict=True):
+            seconds = mel.shape[1] * HOP / SAMPLE_RATE_HZ
+            ax.imshow(
+                mel,
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                vmin=-11.5,
+                vmax=2.0,
+                extent=(0, seconds, 0, mel.shape[0]),
+            )
+            label = f"{speaker}: held-out recording" if title == "recording" else title
+            ax.set_title(label, fontsize=9, loc="left")
+            ax.set_ylabel("mel band")
+        axes[-1, 0].set_xlabel("seconds")
+        fig.tight_layout()
+        path = out_dir / f"clone_{speaker.replace('/', '_')}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(str(path))
+    return written
+
+
+# --- `vcstream bench --clone` ---------------------------------------------------------------
+
+
+def parse_lengths(text: str | None) -> list[float]:
+    if not text:
+        return list(DEFAULT_LENGTHS)
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise InputError(f"--lengths: want seconds separated by commas, got {text!r}") from err
+    if not values or min(values) <= 0:
+        raise InputError(f"--lengths: want positive seconds, got {text!r}")
+    return values
+
+
+def parse_knn(text: str | None) -> list[str]:
+    if text is None:
+        return ["envelope"]
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if modes == ["none"]:
+        return []
+    bad = [m for m in modes if m not in KNN_MODES]
+    if bad or not modes:
+        raise InputError(f"--knn: want none or some of {', '.join(KNN_MODES)}, got {text!r}")
+    return modes
+
+
+def pick_speakers(names: str | None, split: str | None, limit: int | None) -> list:
+    from vcstream.corpus.realvoice import find_speakers, get_speakers
+
+    if names:
+        chosen = get_speakers([n.strip() for n in names.split(",") if n.strip()])
+    else:
+        chosen = find_speakers(split or "test")
+    if limit is not None:
+        if limit < 1:
+            raise InputError(f"--max-speakers must be at least 1, got {limit}")
+        chosen = chosen[:limit]
+    if not chosen:
+        raise InputError("no real-voice speakers to evaluate")
+    return chosen
+
+
+def clone_main(args) -> dict:
+    """`vcstream bench --clone`: prints the tables and returns the report."""
+    import logging
+
+    import torch
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from vcstream.app import build_runtime
+    from vcstream.asr import Transcriber
+    from vcstream.bench.report import machine_description
+    from vcstream.config import load_config
+
+    t_start = time.perf_counter()
+    # Cheap checks first: bad options and missing data are reported before models load.
+    n_sentences = getattr(args, "sentences", None) or DEFAULT_SENTENCES
+    if not 1 <= n_sentences <= len(SENTENCES):
+        raise InputError(f"--sentences: 1 to {len(SENTENCES)} for --clone, got {n_sentences}")
+    lengths = parse_lengths(getattr(args, "lengths", None))
+    knn_modes = parse_knn(getattr(args, "knn", None))
+    speakers = pick_speakers(
+        getattr(args, "speakers", None),
+        getattr(args, "split", None),
+        getattr(args, "max_speakers", None),
+    )
+    adapt = None if getattr(args, "no_adapt", False) else load_adapt()
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per utterance
+    cfg = load_config(args.config)
+    if args.device:
+        cfg.device.compute = args.device
+    cfg.synth.backend = "fastpitch"  # the one that clones
+    rt = build_runtime(cfg)
+    configured = cfg.device.cpu_threads if rt.device.type == "cpu" else 0
+    transcriber = Transcriber(cpu_threads=configured or torch.get_num_threads())
+    png_dir = getattr(args, "png_dir", None)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("synthesising and scoring", total=None)
+
+        def advance(done: int, total: int, label: str) -> None:
+            progress.update(task, completed=done, total=total, description=label)
+
+        report = measure_clone(
+            rt,
+            rt.synthesizer,
+            transcriber,
+            speakers,
+            lengths=lengths,
+            sentences=SENTENCES[:n_sentences],
+            knn_modes=knn_modes,
+            knn_k=getattr(args, "knn_k", None) or 4,
+            adapt=adapt,
+            keep_mels=bool(png_dir),
+            progress=advance,
+        )
+    mels = report.pop("_mels", None)
+    report = {
+        "machine": machine_description(),
+        "device": str(rt.device),
+        "checkpoint_step": rt.synthesizer.step,
+        **report,
+        "elapsed_s": round(time.perf_counter() - t_start, 1),
+    }
+    if png_dir and mels:
+        report["spectrograms"] = save_spectrograms(mels, png_dir)
+    print_clone_report(report)
+    return report
