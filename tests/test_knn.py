@@ -27,7 +27,7 @@ def test_dct_is_orthonormal() -> None:
     assert np.allclose(d @ d.T, np.eye(80), atol=1e-10)
 
 
-@pytest.mark.parametrize("mode", ["envelope", "frame"])
+@pytest.mark.parametrize("mode", ["envelope", "frame", "stats"])
 def test_conversion_moves_frames_toward_the_reference_and_keeps_the_level(mode: str) -> None:
     rng = np.random.default_rng(0)
     ref = _voice(rng, 400, tilt=6.0, formant=30)

@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--knn",
         metavar="MODES",
-        help="--clone: kNN rows: envelope (default), frame, envelope,frame or none",
+        help="--clone: frame-conversion rows, comma-separated: envelope (default), frame, "
+        "stats, or none",
     )
     p.add_argument("--knn-k", type=int, help="--clone: neighbours per frame (default 4)")
     p.add_argument("--no-adapt", action="store_true", help="--clone: leave out the adapted rows")

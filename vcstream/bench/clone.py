@@ -58,7 +58,7 @@ DEFAULT_SENTENCES = 3
 DEFAULT_LENGTHS = (3.0, 10.0, 30.0, 60.0)
 JOIN_SECONDS = 2.5
 SEMITONES_PER_LOG = 12.0 / math.log(2.0)
-KNN_MODES = ("envelope", "frame")
+KNN_MODES = ("envelope", "frame", "stats")
 ADAPTATION_NOT_AVAILABLE = (
     "adaptation not available: vcstream.adapt is not installed in this tree, so the adapted "
     "rows are left out"
@@ -172,6 +172,11 @@ def gap_closed(cos: float | None, default: float, ceiling: float) -> float | Non
     if cos is None or ceiling - default <= 1e-6:
         return None
     return round((cos - default) / (ceiling - default), 4)
+
+
+def conversion_name(mode: str) -> str:
+    """Row suffix of a ``FrameMatcher`` mode: the kNN ones, and the no-neighbour baseline."""
+    return "cepstral-stats" if mode == "stats" else f"knn-{mode}"
 
 
 def load_adapt() -> Callable | None:
@@ -294,7 +299,7 @@ def measure_clone(
                 try:
                     matchers[mode] = FrameMatcher(ref_mels, k=knn_k, mode=mode)
                 except NoVoiceError as err:
-                    rows[f"zero-shot+knn-{mode}"] = {"error": str(err)}
+                    rows[f"zero-shot+{conversion_name(mode)}"] = {"error": str(err)}
             voices: dict[str, tuple[VoiceConditioning, float | None]] = {}
             if zs is not None:
                 voices["zero-shot"] = (zs, None)
@@ -317,7 +322,7 @@ def measure_clone(
                 if keep_mels and length == ss.lengths[-1]:
                     mels[spk.name][f"{name} ({length:g} s)"] = outs[0]["mel"]
                 for mode, matcher in matchers.items():
-                    key = f"{name}+knn-{mode}"
+                    key = f"{name}+{conversion_name(mode)}"
                     knn_pipe = pipeline(FrameMatchingSynthesizer(fastpitch, matcher))
                     outs = speak(knn_pipe, voice, f"{label} {key}")
                     rows[key] = row_from_outputs(outs, target, **extra)

@@ -12,7 +12,7 @@ spread of its own side (the reference frames on one side, the output sentence on
 other): the per-speaker normalisation removes most of the fixed spectral tilt and formant
 offset between two voices, so that what is left to match is the sound being made.
 
-Two ways to use the neighbours (``mode``):
+Three conversions (``mode``):
 
 * ``"frame"`` (kNN-VC proper): the output frame becomes the mean log-mel of its k
   neighbours, at the output frame's own level (c0). The neighbours' harmonics belong to
@@ -21,6 +21,11 @@ Two ways to use the neighbours (``mode``):
   neighbours; the fine structure above it (the harmonics of the synthesiser's own pitch
   contour) and the level stay the output's. Speaker timbre from the speaker's frames,
   pitch and timing from the synthesiser.
+
+* ``"stats"``: no neighbours, the baseline the two are measured against: cepstra 1..``n_ceps``
+  of the output sentence get the reference's mean and spread per coefficient (cepstral
+  mean and variance transfer, a per-coefficient linear map), so every frame keeps its own
+  place among the sentence's sounds and only the voice's average envelope moves.
 
 ``alpha`` blends the converted cepstra with the output's (1: fully converted). Frames more
 than ``SILENCE_DB`` below the sentence's loudest are left as they are, and reference frames
@@ -37,7 +42,7 @@ import torch
 from vcstream.errors import InputError, NoVoiceError
 from vcstream.synth.base import SynthControls, VoiceConditioning
 
-MODES = ("envelope", "frame")
+MODES = ("envelope", "frame", "stats")
 SILENCE_DB = 40.0
 _LOG_TO_DB = 20.0 / np.log(10.0)  # the mel is natural log of magnitude
 MIN_REFERENCE_FRAMES = 50
@@ -116,6 +121,20 @@ class FrameMatcher:
             return t.float()
         src = x[:, loud]
         ceps = self.dct @ src
+        if self.mode == "stats":
+            env = slice(1, self.n_ceps + 1)
+            ref = self.ref_ceps[env]
+            c = ceps[env]
+            z = (c - c.mean(1, keepdims=True)) / (c.std(1, keepdims=True) + 1e-6)
+            target = z * ref.std(1, keepdims=True) + ref.mean(1, keepdims=True)
+            new = ceps.copy()
+            new[env] = c + self.alpha * (target - c)
+        else:
+            new = self._from_neighbours(ceps)
+        out[:, loud] = self.dct.T @ new
+        return torch.from_numpy(out.astype(np.float32)).to(t.device)
+
+    def _from_neighbours(self, ceps: np.ndarray) -> np.ndarray:
         q = _standardise(ceps[1 : self.n_ceps + 1])
         q /= np.linalg.norm(q, axis=0, keepdims=True) + 1e-9
         sim = q.T @ self.keys  # [T', R]
@@ -129,8 +148,7 @@ class FrameMatcher:
             target = self.ref_ceps[env][:, nearest].mean(axis=2)
             new = ceps.copy()
             new[env] = ceps[env] + self.alpha * (target - ceps[env])
-        out[:, loud] = self.dct.T @ new
-        return torch.from_numpy(out.astype(np.float32)).to(t.device)
+        return new
 
 
 class FrameMatchingSynthesizer:
