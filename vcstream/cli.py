@@ -176,6 +176,7 @@ DELEGATED = {
     "top": ("vcstream.top", "terminal dashboard of a running daemon"),
     "corpus": ("vcstream.corpus.build", "build the synthesiser training corpus"),
     "train": ("vcstream.train", "train the synthesiser"),
+    "train-vocoder": ("vcstream.vocoder.lite_train", "distil the lite vocoder from HiFi-GAN V1"),
 }
 
 

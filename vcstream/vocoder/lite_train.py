@@ -1,0 +1,314 @@
+"""``vcstream train-vocoder``: distil the lite vocoder from HiFi-GAN V1, resumably.
+
+Pairs (mel, V1's waveform for it) come from ``lite_data`` (``--make-pairs N`` renders them
+first, resumably). Training takes random segments, runs the lite vocoder on the segment with
+``MARGIN`` frames of context on each side and compares only the middle with V1's audio:
+multi-resolution STFT loss (spectral convergence + log-magnitude L1), log-mel L1, and an L1
+on power-law-compressed complex STFTs (so the phase is taught, not left to chance). No
+adversarial loss. The run folder holds ``checkpoint.pt`` (model, optimiser, step; written
+atomically every ``--checkpoint-every-s``) and ``val/`` (validation WAVs and a spectrogram
+PNG, V1 over lite); a later run with the same folder continues. New pair files that appear
+while training (a ``--make-pairs`` running beside it) are picked up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from vcstream.audio.mel import HOP, MelSpectrogram
+from vcstream.errors import InputError
+from vcstream.vocoder.lite import LiteConfig, LiteVocoder, checkpoint_payload
+from vcstream.vocoder.lite_data import load_pair, pair_files
+
+log = logging.getLogger("vcstream.train_vocoder")
+
+SEGMENT = 40  # frames whose audio is compared
+MARGIN = 12  # frames of context on each side of a segment
+RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
+MEL_WEIGHT = 2.0
+COMPLEX_WEIGHT = 1.0
+COMPRESS = 0.3
+VAL_EVERY_N = 10  # pair sets whose index is a multiple of this are held out
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="vcstream train-vocoder", description=__doc__.split("\n")[0])
+    p.add_argument("--data", default="runs/lite/pairs", help="folder of (mel, V1 audio) pairs")
+    p.add_argument("--run", default="runs/lite/train", help="run folder (checkpoint, validation)")
+    p.add_argument("--make-pairs", type=int, default=0, metavar="N",
+                   help="first render pair sets 0..N-1 that are missing (then train)")
+    p.add_argument("--prepare-only", action="store_true", help="only --make-pairs, no training")
+    p.add_argument("--steps", type=int, default=100_000, help="stop at this step")
+    p.add_argument("--minutes", type=float, default=0.0, help="also stop after this wall time")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=2, help="torch threads on the CPU")
+    p.add_argument("--dim", type=int, default=LiteConfig.dim)
+    p.add_argument("--intermediate", type=int, default=LiteConfig.intermediate)
+    p.add_argument("--layers", type=int, default=LiteConfig.layers)
+    p.add_argument("--val-every", type=int, default=500, help="steps between validations")
+    p.add_argument("--checkpoint-every-s", type=float, default=180.0)
+    p.add_argument("--export", metavar="PATH",
+                   help="write the run's checkpoint as a shipped float16 lite vocoder and exit")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def is_validation(path: Path) -> bool:
+    return int(path.stem[:-1]) % VAL_EVERY_N == 0
+
+
+class PairSet:
+    """Training pairs in memory, rescanned for new files; validation pairs held out."""
+
+    def __init__(self, folder: Path, rng: random.Random) -> None:
+        self.folder = Path(folder)
+        self.rng = rng
+        self.train: list[tuple[np.ndarray, np.ndarray]] = []
+        self.val: list[tuple[str, np.ndarray, np.ndarray]] = []
+        self._seen: set[str] = set()
+        self.rescan()
+
+    def rescan(self) -> int:
+        new = 0
+        for path in pair_files(self.folder):
+            if path.name in self._seen:
+                continue
+            self._seen.add(path.name)
+            try:
+                mel, audio = load_pair(path)
+            except (OSError, ValueError) as err:
+                log.warning("skipping %s: %s", path, err)
+                continue
+            if is_validation(path):
+                if len(self.val) < 4:
+                    self.val.append((path.stem, mel, audio))
+            else:
+                self.train.append((mel, audio))
+                new += 1
+        return new
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mel ``[B, 80, SEGMENT + 2 MARGIN]`` and V1 audio for the middle ``SEGMENT``."""
+        if not self.train:
+            raise InputError(f"no training pairs in {self.folder}: run with --make-pairs N")
+        weights = [m.shape[1] for m, _ in self.train]
+        mels, audios = [], []
+        span = SEGMENT + 2 * MARGIN
+        for mel, audio in self.rng.choices(self.train, weights=weights, k=size):
+            # segments may start before or end after the utterance: the model must handle
+            # utterance edges too; padding with silence mel and zero audio keeps them aligned
+            start = self.rng.randint(-MARGIN, mel.shape[1] - SEGMENT - MARGIN)
+            m = _crop(mel, start, span, fill=float(mel.min()))
+            a = _crop(audio[None], (start + MARGIN) * HOP, SEGMENT * HOP, fill=0.0)[0]
+            mels.append(m)
+            audios.append(a)
+        return torch.from_numpy(np.stack(mels)), torch.from_numpy(np.stack(audios))
+
+
+def _crop(x: np.ndarray, start: int, n: int, fill: float) -> np.ndarray:
+    out = np.full((x.shape[0], n), fill, dtype=np.float32)
+    lo, hi = max(start, 0), min(start + n, x.shape[1])
+    if hi > lo:
+        out[:, lo - start : hi - start] = x[:, lo:hi]
+    return out
+
+
+class DistillLoss(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.mel = MelSpectrogram()
+        for n_fft, _ in RESOLUTIONS:
+            self.register_buffer(f"win{n_fft}", torch.hann_window(n_fft), persistent=False)
+
+    def _stft(self, x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+        return torch.stft(x, n_fft, hop, window=getattr(self, f"win{n_fft}"), return_complex=True)
+
+    def forward(self, y: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
+        sc = mag = cplx = 0.0
+        for n_fft, hop in RESOLUTIONS:
+            sy, st = self._stft(y, n_fft, hop), self._stft(t, n_fft, hop)
+            my, mt = sy.abs().clamp(min=1e-5), st.abs().clamp(min=1e-5)
+            sc = sc + torch.linalg.norm(mt - my) / torch.linalg.norm(mt).clamp(min=1e-5)
+            mag = mag + F.l1_loss(my.log(), mt.log())
+            if n_fft == 1024:
+                cy = sy * my.pow(COMPRESS - 1.0)
+                ct = st * mt.pow(COMPRESS - 1.0)
+                cplx = torch.view_as_real(cy - ct).abs().mean()
+        n = len(RESOLUTIONS)
+        mel = F.l1_loss(self.mel(y), self.mel(t))
+        total = (sc + mag) / n + MEL_WEIGHT * mel + COMPLEX_WEIGHT * cplx
+        return {"total": total, "sc": sc / n, "logmag": mag / n, "mel": mel, "complex": cplx}
+
+
+def mrstft_distance(y: np.ndarray, t: np.ndarray) -> float:
+    """Multi-resolution STFT distance (spectral convergence + log-magnitude L1, averaged over
+    the resolutions) of audio ``y`` to reference ``t``; 0 is identical."""
+    loss = DistillLoss()
+    with torch.inference_mode():
+        d = loss(torch.from_numpy(y)[None].float(), torch.from_numpy(t)[None].float())
+    return float(d["sc"] + d["logmag"])
+
+
+def save_spectrograms(path: Path, v1: np.ndarray, lite: np.ndarray, title: str) -> None:
+    """PNG: V1's log-mel spectrogram over the lite vocoder's, same colour scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vcstream.audio.mel import mel_spectrogram
+
+    mels = [mel_spectrogram(x).numpy() for x in (v1, lite)]
+    lo, hi = max(min(m.min() for m in mels), -11.5), max(m.max() for m in mels)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
+    for ax, m, name in zip(axes, mels, ("HiFi-GAN V1 (full)", "lite"), strict=True):
+        ax.imshow(m, origin="lower", aspect="auto", vmin=lo, vmax=hi, cmap="magma")
+        ax.set_ylabel("mel band")
+        ax.set_title(name, fontsize=10)
+    axes[1].set_xlabel("frame (11.6 ms)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def validate(model: LiteVocoder, pairs: PairSet, folder: Path, step: int) -> dict[str, float]:
+    from vcstream.audio.io import write_wav
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    dists = []
+    with torch.inference_mode():
+        for i, (name, mel, target) in enumerate(pairs.val):
+            device = next(model.parameters()).device
+            y = model(torch.from_numpy(mel).to(device)).cpu().numpy()
+            dists.append(mrstft_distance(y, target))
+            if i < 2:
+                write_wav(folder / f"{name}_lite.wav", np.clip(y, -1, 1), 22050)
+                write_wav(folder / f"{name}_v1.wav", np.clip(target, -1, 1), 22050)
+                save_spectrograms(folder / f"{name}.png", target, y, f"{name}, step {step}")
+    model.train()
+    return {"val_mrstft": float(np.mean(dists)) if dists else float("nan")}
+
+
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def export(run: Path, out: Path) -> int:
+    from vcstream.weights import read_checkpoint
+
+    ckpt = read_checkpoint(run / "checkpoint.pt", "lite vocoder run checkpoint", "train first")
+    model = LiteVocoder(LiteConfig.from_dict(ckpt["config"]))
+    model.load_state_dict(ckpt["model"], strict=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _save(out, checkpoint_payload(model, ckpt["step"]))
+    print(f"exported step {ckpt['step']} to {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    run = Path(args.run)
+    run.mkdir(parents=True, exist_ok=True)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no usable GPU here; use --device cpu")
+    torch.set_num_threads(max(1, args.threads))
+    rng = random.Random(args.seed)
+    torch.manual_seed(args.seed)
+    ckpt_path = run / "checkpoint.pt"
+    cfg = LiteConfig(dim=args.dim, intermediate=args.intermediate, layers=args.layers)
+    state = None
+    if ckpt_path.exists():
+        from vcstream.weights import read_checkpoint
+
+        state = read_checkpoint(ckpt_path, "run checkpoint", "delete the run folder to start over")
+        cfg = LiteConfig.from_dict(state["config"])
+    model = LiteVocoder(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99))
+    step, elapsed = 0, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"], strict=True)
+        opt.load_state_dict(state["optimizer"])
+        step, elapsed = int(state["step"]), float(state["elapsed_s"])
+        log.info("resumed %s at step %d (%.0f s trained)", ckpt_path, step, elapsed)
+    loss_fn = DistillLoss().to(device)
+    pairs = PairSet(Path(args.data), rng)
+    log.info("lite vocoder %s, %.2fM parameters, %d train / %d val pairs", cfg,
+             sum(p.numel() for p in model.parameters()) / 1e6, len(pairs.train), len(pairs.val))
+    model.train()
+    t_start, t_ckpt = time.monotonic(), time.monotonic()
+    running: dict[str, float] = {}
+
+    def checkpoint() -> None:
+        _save(ckpt_path, {
+            "config": cfg.__dict__, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "step": step, "elapsed_s": elapsed + time.monotonic() - t_start,
+        })
+
+    while step < args.steps:
+        if args.minutes and time.monotonic() - t_start > args.minutes * 60:
+            break
+        if step % 200 == 0 and (new := pairs.rescan()):
+            log.info("%d new pairs: %d train", new, len(pairs.train))
+        for group in opt.param_groups:  # short warm-up: the first steps see large gradients
+            group["lr"] = args.lr * min(1.0, (step + 1) / 200)
+        mel, target = pairs.batch(args.batch)
+        mel, target = mel.to(device), target.to(device)
+        y = model(mel)[:, MARGIN * HOP : (MARGIN + SEGMENT) * HOP]
+        losses = loss_fn(y, target)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        step += 1
+        for k, v in losses.items():
+            running[k] = running.get(k, 0.0) + float(v.detach())
+        if step % 50 == 0:
+            msg = " ".join(f"{k} {v / 50:.4f}" for k, v in running.items())
+            log.info("step %d %s (%.2f s/step)", step, msg,
+                     (time.monotonic() - t_start) / max(1, step - (state or {}).get("step", 0)))
+            running = {}
+        if step % args.val_every == 0:
+            metrics = validate(model, pairs, run / "val", step)
+            log.info("validation step %d %s", step, json.dumps(metrics))
+            with open(run / "val.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+        if time.monotonic() - t_ckpt > args.checkpoint_every_s:
+            checkpoint()
+            t_ckpt = time.monotonic()
+    checkpoint()
+    log.info("stopped at step %d", step)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.export:
+        return export(Path(args.run), Path(args.export))
+    if args.make_pairs:
+        from vcstream.vocoder.lite_data import make_pairs
+
+        torch.set_num_threads(max(1, args.threads))
+        make_pairs(Path(args.data), args.make_pairs, args.seed)
+    if args.prepare_only:
+        return 0
+    return train(args)
