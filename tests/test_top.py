@@ -397,3 +397,15 @@ def test_websocket_url():
     assert _websocket_url("127.0.0.1:9000") == "ws://127.0.0.1:9000/"
     with pytest.raises(ValueError, match="not a WebSocket URL"):
         _websocket_url("ftp://host/")
+
+
+def test_header_names_the_vocoder_that_runs():
+    from vcstream.top import DashState
+
+    st = DashState("ws://127.0.0.1:8765/")
+    st.on_connected({"type": "hello", "sample_rate_hz": 22050})
+    st.on_message(_status(vocoder={"quality": "lite", "requested": "auto"}))
+    assert "vocoder lite (auto)" in _screen(st)
+    st.on_message(_status(vocoder={"quality": "full", "requested": "full"}))
+    screen = _screen(st)
+    assert "vocoder full" in screen and "(auto)" not in screen

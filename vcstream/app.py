@@ -47,8 +47,16 @@ class Runtime:
     encoder: object  # vcstream.encoder.ge2e.SpeakerEncoder
     frontend: object  # vcstream.text.g2p.TextFrontEnd
     synthesizer: object  # a vcstream.synth.base.Synthesizer
-    generator: object  # vcstream.vocoder.hifigan.HifiGanGenerator
+    generator: object  # HifiGanGenerator (quality full) or LiteVocoder (quality lite)
     metrics: Metrics
+    vocoder_choice: object = None  # vcstream.vocoder.quality.VocoderChoice: which, and why
+
+    @property
+    def vocoder_status(self) -> dict:
+        """``status.vocoder``: the quality that runs, what was asked for, and why."""
+        if self.vocoder_choice is None:
+            return {"quality": "full", "requested": "full", "reason": "configured"}
+        return self.vocoder_choice.status()
 
     @property
     def encoder_name(self) -> str:
@@ -99,26 +107,31 @@ def build_runtime(cfg: Config, *, device: str | None = None, frontend=None) -> R
     from vcstream import weights
     from vcstream.encoder.ge2e import SpeakerEncoder
     from vcstream.text.g2p import TextFrontEnd
-    from vcstream.vocoder.hifigan import HifiGanGenerator
+    from vcstream.vocoder.quality import choose_vocoder
 
     dev = resolve_device(device or cfg.device.compute)
     if dev.type == "cpu" and cfg.device.cpu_threads > 0:
         torch.set_num_threads(cfg.device.cpu_threads)
     encoder = SpeakerEncoder.from_checkpoint(weights.speaker_encoder_checkpoint(), dev)
-    generator = HifiGanGenerator.from_checkpoint(
-        weights.hifigan_checkpoint(cfg.vocoder.checkpoint), dev
-    )
+    choice = choose_vocoder(cfg.vocoder, dev)
     runtime = Runtime(
         cfg=cfg,
         device=dev,
         encoder=encoder,
         frontend=frontend or TextFrontEnd(),
         synthesizer=build_synthesizer(cfg, dev),
-        generator=generator,
+        generator=choice.generator,
         metrics=Metrics(),
+        vocoder_choice=choice,
     )
     # The first call of a fresh generator is about twice as slow: pay it at load, not on
     # the first request.
     runtime.new_vocoder().warm_up()
-    log.info("models loaded on %s; synthesiser %s", dev, cfg.synth.backend)
+    log.info(
+        "models loaded on %s; synthesiser %s; vocoder %s (%s)",
+        dev,
+        cfg.synth.backend,
+        choice.quality,
+        choice.reason,
+    )
     return runtime

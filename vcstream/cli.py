@@ -26,7 +26,18 @@ def _load_cfg(args: argparse.Namespace):
     cfg = load_config(args.config)
     if getattr(args, "device", None):
         cfg.device.compute = args.device
+    if getattr(args, "quality", None):
+        cfg.vocoder.quality = args.quality
     return cfg
+
+
+def _add_quality(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quality",
+        choices=["full", "lite", "auto"],
+        help="vocoder: full (HiFi-GAN V1), lite (ours, several times cheaper), auto (lite "
+        "where full cannot keep real time with headroom); default: [vocoder] quality",
+    )
 
 
 def _runtime(args: argparse.Namespace):
@@ -96,6 +107,7 @@ def cmd_say(args: argparse.Namespace) -> int:
                     "synthesizer": rt.synthesizer.name,
                     "clones": rt.synthesizer.clones,
                     "device": str(rt.device),
+                    "vocoder": rt.vocoder_status,
                     "output": str(args.output),
                 }
             )
@@ -210,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", action="store_true", help="loop the capture file")
     p.add_argument("--no-capture", action="store_true", help="no voice input (network only)")
     p.add_argument("--playback", action="store_true", help="also play the output locally")
+    _add_quality(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("say", help="clone a voice from recordings and speak text to a WAV")
@@ -226,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, help="speaking-rate multiplier")
     p.add_argument("-o", "--output", required=True, help="output WAV path")
     p.add_argument("--json", action="store_true", help="print timings as JSON")
+    _add_quality(p)
     p.set_defaults(func=cmd_say)
 
     p = sub.add_parser("embed", help="save a voice profile from recordings")
@@ -241,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure latency, real-time factor and per-stage cost")
     _add_common(p)
+    _add_quality(p)
     p.add_argument("--repeat", type=int, default=5, help="runs per sentence length")
     p.add_argument("--json-out", help="also write the JSON report to this file")
     p.add_argument("--reference", nargs="*", default=[], help="reference recordings")

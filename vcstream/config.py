@@ -61,6 +61,11 @@ class VocoderConfig:
     first_chunk_frames: int = 16
     cpu_chunk_frames: int = 32
     cpu_fast: bool = True
+    quality: str = "full"
+    lite_checkpoint: str = ""
+    lite_chunk_frames: int = 24
+    lite_first_chunk_frames: int = 4
+    auto_full_max_rtf: float = 0.5
 
 
 @dataclass

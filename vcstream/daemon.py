@@ -41,6 +41,9 @@ def build_engine(cfg: Config, runtime: Runtime | None = None) -> Engine:
         model_name=runtime.encoder_name,
         device=str(runtime.device),
     )
+    vocoder = engine.pipeline.vocoder
+    # status.vocoder: which quality runs and why, with the streaming settings in effect
+    engine.extra_status["vocoder"] = lambda: {**vocoder.describe(), **runtime.vocoder_status}
     if cfg.embedder.initial_voice:
         engine.voice_load(cfg.embedder.initial_voice)
     return engine

@@ -574,6 +574,10 @@ def _header(st: DashState, now: float) -> Text:
         clones = "" if synth.get("clones", True) else " (does not clone)"
         t.append(f"  up {_uptime(s.get('uptime_s'))}  {s.get('device', '?')}  ", style="grey70")
         t.append(f"{synth.get('name', '?')}{clones}", style="grey70")
+        vocoder = s.get("vocoder") or {}
+        if vocoder.get("quality"):
+            auto = " (auto)" if vocoder.get("requested") == "auto" else ""
+            t.append(f"  vocoder {vocoder['quality']}{auto}", style="grey70")
         t.append(f"  {s.get('sample_rate_hz')} Hz  {s.get('frame_ms')} ms frames", style="grey70")
     return t
 

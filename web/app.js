@@ -222,6 +222,10 @@ function onStatus(s) {
   const q = s.queues || {};
   const synth = s.synthesizer || {};
   $("d-synth").textContent = `${synth.name || "–"}${synth.clones === false ? " (does not clone)" : ""}`;
+  const voc = s.vocoder || {};
+  const vocName = { full: "full (HiFi-GAN V1)", lite: "lite (distilled, faster)" }[voc.quality];
+  $("d-vocoder").textContent = vocName ? `${vocName}${voc.requested === "auto" ? ", chosen by auto" : ""}` : "–";
+  $("d-vocoder").title = voc.reason || "";
   $("d-queue").textContent = `${q.requests ?? "–"} / ${q.requests_max ?? "–"}`;
   $("d-outbuf").textContent = fmt(q.output_ms);
   $("d-xruns").textContent = `${cap.xruns ?? "–"} / ${cap.dropped_samples ?? "–"}`;

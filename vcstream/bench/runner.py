@@ -57,10 +57,13 @@ def default_main(args: argparse.Namespace) -> dict:
     cfg = load_config(args.config)
     if args.device:
         cfg.device.compute = args.device
+    if getattr(args, "quality", None):
+        cfg.vocoder.quality = args.quality
     rt = build_runtime(cfg)
     report = {
         "machine": machine_description(),
         "device": str(rt.device),
+        "vocoder": rt.vocoder_status,
         "synthesizer": rt.synthesizer.name,
         "clones": bool(rt.synthesizer.clones),
         "repeat": args.repeat,

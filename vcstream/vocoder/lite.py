@@ -144,7 +144,9 @@ WSS_FLOOR = 1e-3
 _SEGMENTS = N_FFT // HOP
 
 
-def overlap_add_raw(frames: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def overlap_add_raw(
+    frames: torch.Tensor, window: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Overlap-add of ``[B, N_FFT, T]`` frames, and of their squared windows: ``[B, L]`` and
     ``[1, L]`` with ``L = (T + 3) * HOP``, sample 0 being the first frame's first sample.
 

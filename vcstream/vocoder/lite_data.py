@@ -139,6 +139,11 @@ def make_pairs(out: Path, count: int, seed: int = 0) -> int:
         except (VcstreamError, RuntimeError) as err:
             log.warning("lite data: item %d skipped: %s", i, err)
         if i % 10 == 9:
-            log.info("lite data: %d/%d sets, %d pairs made in %.0f s", i + 1, count, made,
-                     time.monotonic() - t0)
+            log.info(
+                "lite data: %d/%d sets, %d pairs made in %.0f s",
+                i + 1,
+                count,
+                made,
+                time.monotonic() - t0,
+            )
     return made

@@ -26,7 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from vcstream.audio.mel import HOP, MelSpectrogram
-from vcstream.errors import InputError
+from vcstream.errors import InputError, ModelMissingError
 from vcstream.vocoder.lite import LiteConfig, LiteVocoder, checkpoint_payload
 from vcstream.vocoder.lite_data import load_pair, pair_files
 
@@ -45,8 +45,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="vcstream train-vocoder", description=__doc__.split("\n")[0])
     p.add_argument("--data", default="runs/lite/pairs", help="folder of (mel, V1 audio) pairs")
     p.add_argument("--run", default="runs/lite/train", help="run folder (checkpoint, validation)")
-    p.add_argument("--make-pairs", type=int, default=0, metavar="N",
-                   help="first render pair sets 0..N-1 that are missing (then train)")
+    p.add_argument(
+        "--make-pairs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first render pair sets 0..N-1 that are missing (then train)",
+    )
     p.add_argument("--prepare-only", action="store_true", help="only --make-pairs, no training")
     p.add_argument("--steps", type=int, default=100_000, help="stop at this step")
     p.add_argument("--minutes", type=float, default=0.0, help="also stop after this wall time")
@@ -59,9 +64,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=LiteConfig.layers)
     p.add_argument("--val-every", type=int, default=500, help="steps between validations")
     p.add_argument("--checkpoint-every-s", type=float, default=180.0)
-    p.add_argument("--export", metavar="PATH",
-                   help="write the run's checkpoint as a shipped float16 lite vocoder and exit")
+    p.add_argument(
+        "--export",
+        metavar="PATH",
+        help="write the run's checkpoint as a shipped float16 lite vocoder and exit",
+    )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--evaluate",
+        nargs="?",
+        const="",
+        metavar="CHECKPOINT",
+        help="instead of training: lite (default: the shipped one) against V1 (CER, "
+        "copy-synthesis GE2E cosine, multi-resolution STFT distance); JSON on stdout",
+    )
+    p.add_argument("--png", help="--evaluate: also write V1-over-lite spectrograms here")
     return p.parse_args(argv)
 
 
@@ -163,7 +180,12 @@ def mrstft_distance(y: np.ndarray, t: np.ndarray) -> float:
 
 def save_spectrograms(path: Path, v1: np.ndarray, lite: np.ndarray, title: str) -> None:
     """PNG: V1's log-mel spectrogram over the lite vocoder's, same colour scale."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise ModelMissingError(
+            "spectrogram PNGs need matplotlib: pip install matplotlib==3.10.8"
+        ) from err
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -250,17 +272,28 @@ def train(args: argparse.Namespace) -> int:
         log.info("resumed %s at step %d (%.0f s trained)", ckpt_path, step, elapsed)
     loss_fn = DistillLoss().to(device)
     pairs = PairSet(Path(args.data), rng)
-    log.info("lite vocoder %s, %.2fM parameters, %d train / %d val pairs", cfg,
-             sum(p.numel() for p in model.parameters()) / 1e6, len(pairs.train), len(pairs.val))
+    log.info(
+        "lite vocoder %s, %.2fM parameters, %d train / %d val pairs",
+        cfg,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        len(pairs.train),
+        len(pairs.val),
+    )
     model.train()
     t_start, t_ckpt = time.monotonic(), time.monotonic()
     running: dict[str, float] = {}
 
     def checkpoint() -> None:
-        _save(ckpt_path, {
-            "config": cfg.__dict__, "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "step": step, "elapsed_s": elapsed + time.monotonic() - t_start,
-        })
+        _save(
+            ckpt_path,
+            {
+                "config": cfg.__dict__,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "elapsed_s": elapsed + time.monotonic() - t_start,
+            },
+        )
 
     while step < args.steps:
         if args.minutes and time.monotonic() - t_start > args.minutes * 60:
@@ -282,8 +315,12 @@ def train(args: argparse.Namespace) -> int:
             running[k] = running.get(k, 0.0) + float(v.detach())
         if step % 50 == 0:
             msg = " ".join(f"{k} {v / 50:.4f}" for k, v in running.items())
-            log.info("step %d %s (%.2f s/step)", step, msg,
-                     (time.monotonic() - t_start) / max(1, step - (state or {}).get("step", 0)))
+            log.info(
+                "step %d %s (%.2f s/step)",
+                step,
+                msg,
+                (time.monotonic() - t_start) / max(1, step - (state or {}).get("step", 0)),
+            )
             running = {}
         if step % args.val_every == 0:
             metrics = validate(model, pairs, run / "val", step)
@@ -302,6 +339,10 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.evaluate is not None:
+        from vcstream.vocoder.lite_eval import main as evaluate
+
+        return evaluate(args.evaluate or None, args.png)
     if args.export:
         return export(Path(args.run), Path(args.export))
     if args.make_pairs:

@@ -25,6 +25,9 @@ differs by -22 to -32 dB (mostly phase), while the log-spectral distance to the 
 changes by less than 0.01 dB. ``fast_cpu=True`` selects the reduced-quality CPU mode:
 stateful + mixed.
 
+The lite vocoder (``LiteVocoder``, quality ``"lite"``) streams only statefully, in float32,
+on any device (``vcstream.vocoder.lite_stream``); its chunk sizes are the ``lite_*`` settings.
+
 The first chunk of an utterance may be smaller (``first_chunk_frames``) so that audio
 leaves early. Nothing is normalised per chunk. Over an utterance, ``process`` calls plus
 ``flush`` return exactly ``hop`` (256) samples per mel frame received.
@@ -42,6 +45,8 @@ from vcstream.audio.mel import N_MELS, SILENCE_LOG_MEL
 from vcstream.config import VocoderConfig
 from vcstream.errors import InputError
 from vcstream.vocoder.hifigan import HifiGanGenerator
+from vcstream.vocoder.lite import LiteVocoder
+from vcstream.vocoder.lite_stream import StatefulLite
 from vcstream.vocoder.stateful import StatefulGenerator
 
 log = logging.getLogger(__name__)
@@ -103,13 +108,22 @@ class StreamingVocoder:
             )
         self.left_context_frames = _frames("left_context_frames", left_context_frames, 0)
         self.right_context_frames = _frames("right_context_frames", right_context_frames, 0)
-        if not isinstance(generator, HifiGanGenerator):
+        lite = isinstance(generator, LiteVocoder)
+        if not lite and not isinstance(generator, HifiGanGenerator):
             raise InputError(
-                f"vocoder: expected a HifiGanGenerator, got {type(generator).__name__}"
+                "vocoder: expected a HifiGanGenerator or LiteVocoder, got "
+                f"{type(generator).__name__}"
             )
+        self.quality = "lite" if lite else "full"
         self.device = next(generator.parameters()).device
         self.hop = generator.hop
 
+        if lite:
+            # It has no mixed-precision twin, and its left reach (34 frames) would make
+            # windows cost several times the chunk.
+            if method not in (None, "stateful") or precision not in (None, "float32"):
+                raise InputError("vocoder: the lite vocoder streams only statefully in float32")
+            method, precision, fast_cpu = "stateful", "float32", False
         if method is None:
             method = "stateful" if fast_cpu else "window"
         if precision is None:
@@ -145,7 +159,7 @@ class StreamingVocoder:
                 else None
             )
         else:
-            self._stateful = StatefulGenerator(self._generator)
+            self._stateful = StatefulLite(generator) if lite else StatefulGenerator(self._generator)
             self._pending: list[torch.Tensor] = []
         self.reset()
 
@@ -158,7 +172,15 @@ class StreamingVocoder:
         On the CPU: ``cpu_chunk_frames``, the stateful method, and with ``fast_cpu`` the
         reduced-quality mixed precision (float32 on a CPU without native bfloat16).
         Elsewhere: ``chunk_frames`` and float32 windows with the configured context.
+        The lite vocoder: ``lite_chunk_frames`` and ``lite_first_chunk_frames``, statefully.
         """
+        if isinstance(generator, LiteVocoder):
+            return cls(
+                generator,
+                chunk_frames=cfg.lite_chunk_frames,
+                first_chunk_frames=cfg.lite_first_chunk_frames,
+                method="stateful",
+            )
         if next(generator.parameters()).device.type == "cpu":
             return cls(
                 generator,
@@ -192,6 +214,7 @@ class StreamingVocoder:
     def describe(self) -> dict:
         """Settings in effect, for logs and benchmarks."""
         return {
+            "quality": self.quality,
             "method": self.method,
             "precision": self.precision,
             "device": str(self.device),

@@ -1,0 +1,181 @@
+"""The lite vocoder: loader, stateful streaming, and the quality switch end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from netutil import daemon_config, running_daemon
+
+from vcstream.audio.io import read_wav, resample
+from vcstream.audio.mel import HOP, SAMPLE_RATE_HZ, mel_spectrogram
+from vcstream.config import Config, VocoderConfig
+from vcstream.errors import InputError, ModelMissingError
+from vcstream.vocoder.lite import DEFAULT_CHECKPOINT, LiteVocoder, checkpoint_payload, load_lite
+from vcstream.vocoder.quality import choose_vocoder
+from vcstream.vocoder.streaming import StreamingVocoder
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FRAMES = 160
+BOUND_DB = -40.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def lite() -> LiteVocoder:
+    return load_lite()
+
+
+@pytest.fixture(scope="module")
+def mel() -> torch.Tensor:
+    audio, rate = read_wav(FIXTURES / "speech_joe.wav")
+    return mel_spectrogram(resample(audio, rate, SAMPLE_RATE_HZ))[:, :FRAMES].contiguous()
+
+
+def difference_db(a: np.ndarray, b: np.ndarray) -> float:
+    return float(20 * np.log10(np.linalg.norm(a - b) / np.linalg.norm(b) + 1e-12))
+
+
+# -- loader -----------------------------------------------------------------------------
+
+
+def test_shipped_checkpoint_loads_strictly_in_eval_mode(lite: LiteVocoder) -> None:
+    assert DEFAULT_CHECKPOINT.stat().st_size <= 10 * 1024 * 1024
+    assert not lite.training
+    assert all(p.dtype == torch.float32 for p in lite.parameters())
+    assert lite.hop == HOP
+
+
+def test_missing_checkpoint_says_how_to_get_one(tmp_path: Path) -> None:
+    with pytest.raises(ModelMissingError, match=r"not found.*train-vocoder"):
+        load_lite(tmp_path / "absent.pt")
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(DEFAULT_CHECKPOINT.read_bytes()[:5000])
+    with pytest.raises(ModelMissingError, match="corrupt or unreadable"):
+        load_lite(bad)
+
+
+def test_checkpoint_that_does_not_fit_is_refused(tmp_path: Path, lite: LiteVocoder) -> None:
+    payload = checkpoint_payload(lite, 1)
+    payload["model"]["extra.weight"] = torch.zeros(3)
+    path = tmp_path / "extra.pt"
+    torch.save(payload, path)
+    with pytest.raises(ModelMissingError, match="does not fit"):
+        load_lite(path)
+    torch.save({"generator": {}}, path)  # a HiFi-GAN checkpoint is not a lite one
+    with pytest.raises(ModelMissingError, match="not a lite vocoder"):
+        load_lite(path)
+
+
+# -- streaming --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pieces", [[1], [3, 7, 2], [24], [100]])
+def test_chunked_equals_whole_utterance(lite: LiteVocoder, mel: torch.Tensor, pieces) -> None:
+    with torch.inference_mode():
+        whole = lite(mel).numpy()
+    voc = StreamingVocoder.from_config(lite, VocoderConfig())
+    assert voc.describe()["quality"] == "lite" and voc.method == "stateful"
+    outs, start, i = [], 0, 0
+    while start < FRAMES:
+        n = pieces[i % len(pieces)]
+        outs.append(voc.process(mel[:, start : start + n]))
+        start, i = start + n, i + 1
+    outs.append(voc.flush())
+    chunked = np.concatenate(outs)
+    assert chunked.shape == whole.shape == (FRAMES * HOP,)
+    assert difference_db(chunked, whole) < BOUND_DB
+
+
+def test_first_chunk_is_small(lite: LiteVocoder, mel: torch.Tensor) -> None:
+    voc = StreamingVocoder.from_config(lite, VocoderConfig(lite_first_chunk_frames=4))
+    need = voc.first_audio_frames
+    assert need == 4 + lite.lookahead_frames
+    assert voc.process(mel[:, : need - 1]).size == 0
+    assert voc.process(mel[:, need - 1 : need]).size == 4 * HOP
+
+
+def test_lite_refuses_window_method(lite: LiteVocoder) -> None:
+    with pytest.raises(InputError, match="statefully"):
+        StreamingVocoder(lite, method="window")
+
+
+# -- the quality switch -----------------------------------------------------------------
+
+
+def test_auto_measures_full_and_takes_lite_without_headroom() -> None:
+    cpu = torch.device("cpu")
+    slow = choose_vocoder(VocoderConfig(quality="auto", auto_full_max_rtf=0.0), cpu)
+    assert slow.quality == "lite" and isinstance(slow.generator, LiteVocoder)
+    assert slow.full_rtf > 0 and "above 0.00" in slow.reason
+    assert slow.status()["requested"] == "auto"
+    with pytest.raises(InputError, match="quality must be one of"):
+        choose_vocoder(VocoderConfig(quality="medium"), cpu)
+
+
+def test_say_with_quality_lite_reports_it(tmp_path: Path) -> None:
+    out = tmp_path / "lite.wav"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vcstream",
+            "say",
+            "--quality",
+            "lite",
+            "--device",
+            "cpu",
+            "--text",
+            "A short test of the lite vocoder.",
+            "-o",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["vocoder"] == {"quality": "lite", "requested": "lite", "reason": "configured"}
+    audio, sr = read_wav(out)
+    assert sr == SAMPLE_RATE_HZ and len(audio) > SAMPLE_RATE_HZ
+    assert 0.01 < float(np.sqrt(np.mean(audio**2))) < 0.9  # speech, not silence or clipping
+
+
+def test_daemon_runs_lite_and_status_says_so(tmp_path: Path) -> None:
+    from vcstream.app import build_runtime
+    from vcstream.net.client import WsClient
+
+    cfg: Config = daemon_config(tmp_path)
+    cfg.vocoder.quality = "lite"
+    runtime = build_runtime(cfg)
+
+    async def run(url: str) -> tuple[dict, object]:
+        async with WsClient(url) as client:
+            result = await client.speak("The daemon speaks through the lite vocoder.")
+            return await client.status(), result
+
+    with running_daemon(cfg, runtime) as d:
+        status, result = asyncio.run(run(d.ws_url))
+    assert result.error is None and result.audio_seconds > 1.0
+    voc = status["vocoder"]
+    assert voc["quality"] == "lite" and voc["requested"] == "lite"
+    assert voc["first_chunk_frames"] == cfg.vocoder.lite_first_chunk_frames
