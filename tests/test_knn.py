@@ -88,3 +88,22 @@ def test_wrapping_synthesiser_yields_the_converted_mel_in_chunks() -> None:
     assert [c.shape[1] for c in chunks] == [32, 32, 6]
     assert torch.allclose(torch.cat(chunks, 1), matcher.convert(src))
     assert synth.name == "fake+knn" and synth.default_voice_name == "someone"
+
+
+def test_matcher_for_recordings_reads_wavs_and_refuses_a_bad_one(tmp_path) -> None:
+    from pathlib import Path
+
+    from vcstream.errors import AudioFileError
+    from vcstream.synth.knn import matcher_for_recordings
+
+    wav = Path(__file__).parent / "fixtures" / "speech_slt.wav"
+
+    class Inner:
+        name, clones, default_voice_name = "fake", True, None
+
+    synth = matcher_for_recordings(Inner(), [wav], "stats")
+    assert synth.matcher.mode == "stats" and synth.matcher.n_frames > 100
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not a wav")
+    with pytest.raises(AudioFileError, match=r"bad\.wav"):
+        matcher_for_recordings(Inner(), [bad])

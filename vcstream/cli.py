@@ -69,6 +69,8 @@ def cmd_say(args: argparse.Namespace) -> int:
         raise InputError("give exactly one of --text or --phonemes")
     if args.reference and args.voice:
         raise InputError("give reference recordings (--reference) or a saved --voice, not both")
+    if args.convert and not args.reference:
+        raise InputError("--convert needs --reference: the recordings whose frames it uses")
     cfg = _load_cfg(args)
     # Cheap checks first: bad input is reported before seconds of model loading.
     profile = VoiceStore(cfg.voices.dir or None).load(args.voice) if args.voice else None
@@ -85,6 +87,12 @@ def cmd_say(args: argparse.Namespace) -> int:
     else:  # no voice given: the synthesiser's default voice
         voice = VoiceConditioning()
     pipeline = rt.new_pipeline()
+    if args.convert:
+        from vcstream.synth.knn import matcher_for_recordings
+
+        pipeline.synthesizer = matcher_for_recordings(
+            pipeline.synthesizer, args.reference, args.convert
+        )
     controls = SynthControls(speed=args.speed or cfg.synth.speed)
     t0 = time.perf_counter()
     prepared = pipeline.prepare(text=args.text, phonemes=args.phonemes)
@@ -237,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text")
     p.add_argument("--phonemes", help="espeak-ng IPA phonemes instead of text")
     p.add_argument("--speed", type=float, help="speaking-rate multiplier")
+    p.add_argument(
+        "--convert",
+        choices=("envelope", "frame", "stats"),
+        help="also convert the synthesised mel toward the --reference recordings' own frames "
+        "(kNN-VC style; see `vcstream bench --clone`)",
+    )
     p.add_argument("-o", "--output", required=True, help="output WAV path")
     p.add_argument("--json", action="store_true", help="print timings as JSON")
     _add_quality(p)

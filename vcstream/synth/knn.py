@@ -177,3 +177,17 @@ class FrameMatchingSynthesizer:
         mel = self.matcher.convert(mel)
         for start in range(0, mel.shape[1], self.chunk_frames):
             yield mel[:, start : start + self.chunk_frames]
+
+
+def matcher_for_recordings(inner, paths: Sequence, mode: str = "envelope", **options):
+    """``inner`` wrapped with a ``FrameMatcher`` over the frames of WAV recordings (cleaned
+    and level-normalised as the training corpus's recordings are)."""
+    from vcstream.audio.io import read_wav
+    from vcstream.audio.mel import mel_spectrogram
+    from vcstream.corpus.features import clean_audio
+
+    mels = []
+    for path in paths:
+        audio, sr = read_wav(path)
+        mels.append(mel_spectrogram(clean_audio(audio, sr)).numpy())
+    return FrameMatchingSynthesizer(inner, FrameMatcher(mels, mode=mode, **options))
