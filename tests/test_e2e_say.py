@@ -112,9 +112,10 @@ def _corrupt(tmp_path: Path) -> Path:
         (lambda t: ["--reference", str(REF), "--phonemes", "hɛloʊ ☃ Ж"], "unknown phoneme"),
         (lambda t: ["--voice", "nobody", "--text", TEXT], "unknown voice 'nobody'"),
         (lambda t: ["--voice", "x", "--reference", str(REF), "--text", TEXT], "not both"),
+        (lambda t: ["--convert", "stats", "--text", TEXT], "--convert needs --reference"),
     ],
     ids=["missing-wav", "corrupt-wav", "silence-only", "empty-text", "unknown-phonemes",
-         "unknown-voice", "voice-and-reference"],
+         "unknown-voice", "voice-and-reference", "convert-without-reference"],
 )  # fmt: skip
 def test_bad_input_gives_one_line_error(tmp_path, voices_env, make_args, message):
     proc = run_cli("say", *make_args(tmp_path), "-o", str(tmp_path / "x.wav"), env_extra=voices_env)
