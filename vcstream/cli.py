@@ -81,7 +81,8 @@ def cmd_say(args: argparse.Namespace) -> int:
 
     rt = build_runtime(cfg, frontend=frontend)
     if profile is not None:
-        voice = VoiceConditioning(profile.embedding, profile.log_f0_mean, profile.log_f0_std)
+        profile.check_checkpoint(getattr(rt.synthesizer, "checkpoint_id", None))
+        voice = profile.conditioning()
     elif args.reference:
         voice = embed_references(rt.new_embedder(), args.reference).conditioning
     else:  # no voice given: the synthesiser's default voice
@@ -132,8 +133,17 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     check_name(args.save)
     _read_references(args.reference)
+    if args.adapt:
+        from vcstream.adapt.cli import check_enough_speech
+
+        check_enough_speech(args.reference)  # before seconds of model loading
     rt = _runtime(args)
     ref = embed_references(rt.new_embedder(), args.reference)
+    adapted = None
+    if args.adapt:
+        from vcstream.adapt.cli import adapt_references
+
+        adapted = adapt_references(rt, args.reference, args.transcript, json_out=args.json)
     profile = VoiceProfile(
         args.save,
         ref.conditioning.embedding,
@@ -142,9 +152,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
         log_f0_mean=ref.conditioning.log_f0_mean,
         log_f0_std=ref.conditioning.log_f0_std,
         sources=[Path(p).name for p in ref.sources],
+        adapted=adapted,
     )
     path = rt.voice_store().save(profile)
-    print(f"saved voice {args.save!r} ({ref.voiced_seconds:.1f} s voiced) to {path}")
+    if args.json:
+        print(json.dumps({"saved": str(path), **profile.summary()}))
+    else:
+        print(f"saved voice {args.save!r} ({ref.voiced_seconds:.1f} s voiced) to {path}")
     return 0
 
 
@@ -260,6 +274,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("reference", nargs="+", metavar="REF.wav")
     p.add_argument("--save", required=True, metavar="NAME")
+    p.add_argument(
+        "--adapt",
+        action="store_true",
+        help="also fine-tune the synthesiser to these recordings (needs 3 s of speech; "
+        "transcribed with the bundled Whisper unless --transcript is given)",
+    )
+    p.add_argument(
+        "--transcript",
+        nargs="+",
+        metavar="TEXT",
+        help="--adapt: what each recording says, one text per recording (else Whisper's)",
+    )
+    p.add_argument("--json", action="store_true", help="print the saved profile as JSON")
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("voices", help="list saved voice profiles")

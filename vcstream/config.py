@@ -131,6 +131,18 @@ class LogConfig:
 
 
 @dataclass
+class AdaptConfig:
+    auto_every_s: float = 0.0
+    min_seconds: float = 3.0
+    max_buffer_s: float = 60.0
+    max_wall_s: float = 60.0
+    steps: int = 0
+    nice: int = 10
+    threads: int = 1
+    measure: bool = True
+
+
+@dataclass
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
@@ -141,6 +153,7 @@ class Config:
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     voices: VoicesConfig = field(default_factory=VoicesConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     log: LogConfig = field(default_factory=LogConfig)
 

@@ -20,6 +20,7 @@ from vcstream.capture import NullSource, open_source
 from vcstream.config import Config
 from vcstream.engine import Engine
 from vcstream.errors import DeviceUnavailableError
+from vcstream.hub import Event, Hub
 from vcstream.liveness import LoopWatch
 from vcstream.sdnotify import Notifier
 from vcstream.watchdog import ServiceWatchdog, status_line
@@ -32,6 +33,8 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 def build_engine(cfg: Config, runtime: Runtime | None = None) -> Engine:
     runtime = runtime or build_runtime(cfg)
     source = open_source(cfg.capture)
+    hub = Hub()
+    adapter = _build_adapter(cfg, runtime, hub)
     engine = Engine(
         cfg,
         pipeline=runtime.new_pipeline(),
@@ -40,13 +43,29 @@ def build_engine(cfg: Config, runtime: Runtime | None = None) -> Engine:
         voices=runtime.voice_store(),
         model_name=runtime.encoder_name,
         device=str(runtime.device),
+        hub=hub,
+        adapter=adapter,
     )
     vocoder = engine.pipeline.vocoder
     # status.vocoder: which quality runs and why, with the streaming settings in effect
     engine.extra_status["vocoder"] = lambda: {**vocoder.describe(), **runtime.vocoder_status}
+    engine.extra_status["adapt"] = adapter.state
     if cfg.embedder.initial_voice:
         engine.voice_load(cfg.embedder.initial_voice)
     return engine
+
+
+def _build_adapter(cfg: Config, runtime: Runtime, hub: Hub):
+    from vcstream.adapt.live import LiveAdapter
+
+    synth = runtime.synthesizer
+    path = getattr(synth, "checkpoint_path", None)
+    return LiveAdapter(
+        cfg.adapt,
+        lambda kind, data: hub.publish(Event(kind, None, data)),
+        checkpoint=None if path is None else str(path),
+        checkpoint_id=getattr(synth, "checkpoint_id", None),
+    )
 
 
 def _start_engine(engine: Engine) -> None:

@@ -89,8 +89,13 @@ class Engine:
         device: str,
         hub: Hub | None = None,
         metrics: Metrics | None = None,
+        adapter=None,
     ) -> None:
         self.cfg = cfg
+        # vcstream.adapt.live.LiveAdapter: adapts the live voice in its own process
+        self.adapter = adapter
+        if adapter is not None:
+            embedder.voiced_tap = adapter.feed
         self.pipeline = pipeline
         self.embedder = embedder
         self.source = source
@@ -157,6 +162,8 @@ class Engine:
         self._stop.set()
         self._outbuf.close()
         self.source.stop()
+        if self.adapter is not None:
+            self.adapter.close()
         for t in self._threads:
             t.join(timeout=5)
         self._threads.clear()
@@ -272,12 +279,16 @@ class Engine:
 
     # ---- voice -------------------------------------------------------------------
     def _conditioning_of(self, profile: VoiceProfile) -> VoiceConditioning:
-        return VoiceConditioning(profile.embedding, profile.log_f0_mean, profile.log_f0_std)
+        profile.check_checkpoint(getattr(self.pipeline.synthesizer, "checkpoint_id", None))
+        return profile.conditioning()
 
     def _live_conditioning(self) -> VoiceConditioning:
         with self._lock:
             if self._loaded is not None:
                 return self._conditioning_of(self._loaded)
+        adapted = self.adapter.current() if self.adapter is not None else None
+        if adapted is not None:  # the live voice, adapted: speaks as it was tuned
+            return adapted.conditioning()
         with self._embed_lock:
             emb = self.embedder.embedding
             stats = self.embedder.pitch_stats
@@ -340,7 +351,23 @@ class Engine:
             self._loaded = None
         with self._embed_lock:
             self.embedder.reset()
+        if self.adapter is not None:
+            self.adapter.reset()
         return self._embedding_event()
+
+    def voice_adapt(self) -> dict:
+        """Start adapting the synthesiser to the live voice (``vcstream.adapt.live``)."""
+        if self.adapter is None:
+            from vcstream.adapt.live import AdaptUnavailableError
+
+            raise AdaptUnavailableError("adaptation is not set up in this daemon")
+        with self._lock:
+            if self._loaded is not None:
+                raise InputError(
+                    f"a saved voice ({self._loaded.name!r}) is loaded: `reset` to adapt to "
+                    "the live voice"
+                )
+        return self.adapter.request()
 
     def voice_save(self, name: str) -> dict:
         check_name(name)
@@ -350,7 +377,7 @@ class Engine:
             profile = VoiceProfile(
                 name, loaded.embedding, loaded.voiced_seconds, loaded.model,
                 log_f0_mean=loaded.log_f0_mean, log_f0_std=loaded.log_f0_std,
-                sources=[f"voice:{loaded.name}"],
+                sources=[f"voice:{loaded.name}"], adapted=loaded.adapted,
             )  # fmt: skip
         else:
             with self._embed_lock:
@@ -365,12 +392,14 @@ class Engine:
                 log_f0_mean=None if stats is None else float(stats[0]),
                 log_f0_std=None if stats is None else float(stats[1]),
                 sources=[f"capture:{self.source.name}"],
+                adapted=self.adapter.current() if self.adapter is not None else None,
             )  # fmt: skip
         self.voices.save(profile)
         return profile.summary()
 
     def voice_load(self, name: str) -> dict:
         profile = self.voices.load(name)
+        self._conditioning_of(profile)  # another checkpoint's adapted voice: refused here
         with self._lock:
             self._loaded = profile
         self._embedding_event()

@@ -1,4 +1,9 @@
-"""Saved voice profiles: a speaker embedding plus metadata, one JSON file per voice."""
+"""Saved voice profiles: a speaker embedding plus metadata, one JSON file per voice.
+
+A profile may carry an adapted voice (``vcstream.adapt``): fine-tuned parameters tagged
+with the checkpoint they belong to, with a digest checked on reading. Loading such a
+profile for a synthesiser over another checkpoint is an error (``check_checkpoint``),
+never a silently wrong voice."""
 
 from __future__ import annotations
 
@@ -8,10 +13,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vcstream.errors import InputError, VoiceNotFoundError
+
+if TYPE_CHECKING:
+    from vcstream.adapt.voice import AdaptedVoice
+    from vcstream.synth.base import VoiceConditioning
 
 # Matched with fullmatch: "$" alone would also match before a trailing newline ("trail\n").
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -46,9 +56,10 @@ class VoiceProfile:
     log_f0_mean: float | None = None
     log_f0_std: float | None = None
     sources: list[str] = field(default_factory=list)
+    adapted: AdaptedVoice | None = None
 
     def to_json(self) -> dict:
-        return {
+        d = {
             "name": self.name,
             "created": self.created,
             "voiced_seconds": round(float(self.voiced_seconds), 3),
@@ -58,11 +69,43 @@ class VoiceProfile:
             "sources": self.sources,
             "embedding": [float(x) for x in self.embedding],
         }
+        if self.adapted is not None:
+            d["adapted"] = self.adapted.to_json()
+        return d
 
     def summary(self) -> dict:
         d = self.to_json()
         d.pop("embedding")
+        if self.adapted is not None:
+            meta = self.adapted.metadata()
+            d["adapted"] = {
+                k: meta[k]
+                for k in ("checkpoint", "plan", "seconds", "steps", "similarity", "wall_s")
+            }
         return d
+
+    def check_checkpoint(self, checkpoint_id: str | None) -> None:
+        """Refuse adapted parameters made for another checkpoint than ``checkpoint_id``
+        (None: a synthesiser that cannot take adapted parameters at all)."""
+        if self.adapted is None or self.adapted.checkpoint_id == checkpoint_id:
+            return
+        if checkpoint_id is None:
+            raise InputError(
+                f"voice {self.name!r} is adapted to a FastPitch checkpoint; this synthesiser "
+                "cannot use adapted parameters (use the fastpitch backend)"
+            )
+        raise InputError(
+            f"voice {self.name!r} was adapted to checkpoint {self.adapted.checkpoint_id}, "
+            f"but the synthesiser runs checkpoint {checkpoint_id}: adapt it again with "
+            "`vcstream embed ... --save NAME --adapt`"
+        )
+
+    def conditioning(self) -> VoiceConditioning:
+        from vcstream.synth.base import VoiceConditioning
+
+        if self.adapted is not None:  # speaks with what its parameters were tuned with
+            return self.adapted.conditioning()
+        return VoiceConditioning(self.embedding, self.log_f0_mean, self.log_f0_std)
 
 
 class VoiceStore:
@@ -91,6 +134,11 @@ class VoiceStore:
             emb = np.asarray(data["embedding"], dtype=np.float32)
             if emb.shape != (256,) or not np.all(np.isfinite(emb)):
                 raise ValueError("embedding must be 256 finite numbers")
+            adapted = None
+            if data.get("adapted") is not None:
+                from vcstream.adapt.voice import AdaptedVoice
+
+                adapted = AdaptedVoice.from_json(data["adapted"])
             return VoiceProfile(
                 name=data["name"],
                 embedding=emb,
@@ -100,11 +148,12 @@ class VoiceStore:
                 log_f0_mean=data.get("log_f0_mean"),
                 log_f0_std=data.get("log_f0_std"),
                 sources=list(data.get("sources", [])),
+                adapted=adapted,
             )
         except FileNotFoundError as err:
             known = ", ".join(p["name"] for p in self.list()) or "none saved"
             raise VoiceNotFoundError(f"unknown voice {name!r} (known: {known})") from err
-        except (ValueError, KeyError, TypeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError, InputError) as err:
             raise InputError(f"voice profile {path} is corrupt: {err}") from err
 
     def list(self) -> list[dict]:

@@ -65,11 +65,12 @@ def normalize_level(audio: np.ndarray) -> np.ndarray:
 class FeatureExtractor:
     """Loads the speaker encoder and the G2P once; then cheap per utterance."""
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", encoder=None) -> None:
+        """``encoder``: an already loaded ``SpeakerEncoder`` to share (else one is loaded)."""
         from vcstream.encoder.ge2e import SpeakerEncoder
         from vcstream.text.g2p import EspeakG2P
 
-        self.encoder = SpeakerEncoder.from_checkpoint(device=device)
+        self.encoder = encoder or SpeakerEncoder.from_checkpoint(device=device)
         self.g2p = EspeakG2P()
 
     def phonemes(self, text: str) -> list[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,9 @@ class IncrementalEmbedder:
         self._lock = threading.RLock()
         self.level_dbfs = -120.0  # of the latest block, for meters
         self.voice_active = False  # gate state at the end of the latest block
+        # Called with each run of voiced samples the estimate takes in (the daemon keeps
+        # them for adaptation, vcstream.adapt.live); must be cheap: it runs under the lock.
+        self.voiced_tap: Callable[[np.ndarray], None] | None = None
         self.reset()
 
     # ---- control ----------------------------------------------------------------------
@@ -116,6 +120,8 @@ class IncrementalEmbedder:
             self.voice_active = self._vad.active
             if self._frozen or voiced.size == 0:
                 return None
+            if self.voiced_tap is not None:
+                self.voiced_tap(voiced)
             return self._consume(voiced)
 
     def flush(self) -> EmbeddingUpdate | None:

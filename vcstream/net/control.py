@@ -63,6 +63,8 @@ class Controller:
                 )
             case p.Reset():
                 return p.reply_message(name, cmd.ref, voice=await asyncio.to_thread(e.voice_reset))
+            case p.Adapt():
+                return p.reply_message(name, cmd.ref, adapt=await asyncio.to_thread(e.voice_adapt))
             case p.Save():
                 return p.reply_message(
                     name, cmd.ref, voice=await asyncio.to_thread(e.voice_save, cmd.name)

@@ -324,6 +324,11 @@ class Reset(Command):
 
 
 @dataclass(frozen=True)
+class Adapt(Command):
+    """Adapt the synthesiser to the live voice heard so far (in the background)."""
+
+
+@dataclass(frozen=True)
 class Save(Command):
     name: str = ""
 
@@ -372,6 +377,7 @@ _SCHEMAS: dict[str, tuple[type[Command], dict[str, tuple[type, bool]]]] = {
     "freeze": (Freeze, {}),
     "unfreeze": (Unfreeze, {}),
     "reset": (Reset, {}),
+    "adapt": (Adapt, {}),
     "save": (Save, {"name": (str, True)}),
     "load": (Load, {"name": (str, True)}),
     "list": (ListVoices, {}),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -19,13 +19,30 @@ class SynthControls:
     energy_scale: float = 1.0
 
 
+@dataclass(frozen=True, eq=False)
+class AdaptedParams:
+    """Parameters fine-tuned to one speaker (``vcstream.adapt``): they replace the model's
+    own parameters of the same names while that voice speaks, for that request only.
+
+    ``checkpoint_id`` names the checkpoint they were tuned from; a synthesiser over any
+    other checkpoint refuses them (another model's parameters would be a wrong voice, not
+    an error one hears). ``key`` identifies the contents (a hash), for caching.
+    """
+
+    checkpoint_id: str
+    params: Mapping[str, torch.Tensor]
+    key: str
+
+
 @dataclass(frozen=True)
 class VoiceConditioning:
-    """What a synthesiser may condition on: the GE2E embedding and live pitch statistics."""
+    """What a synthesiser may condition on: the GE2E embedding and live pitch statistics,
+    and optionally parameters adapted to the voice."""
 
     embedding: np.ndarray | None = None  # shape (256,), L2-normalised
     log_f0_mean: float | None = None  # natural log of Hz
     log_f0_std: float | None = None
+    adapted: AdaptedParams | None = None
 
 
 @runtime_checkable

@@ -17,7 +17,11 @@ search turns that into the durations the length regulator uses.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,13 +35,16 @@ from torch import nn
 from vcstream.audio.mel import N_MELS
 from vcstream.errors import InputError, ModelMissingError, UnknownPhonemesError
 from vcstream.synth.align import beta_binomial_prior, maximum_path
-from vcstream.synth.base import SynthControls, VoiceConditioning
+from vcstream.synth.base import AdaptedParams, SynthControls, VoiceConditioning
 from vcstream.weights import read_checkpoint
 
 CHECKPOINT_FORMAT = "vcstream-fastpitch"
 CHECKPOINT_VERSION = 1
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "fastpitch.pt"
 MAX_PHONEME_FRAMES = 60  # a predicted duration beyond 0.7 s per symbol is an error
+# Models with adapted parameters kept ready (a copy of the model each, ~30 MB): the
+# least recently used is dropped beyond this many, and rebuilt (tens of ms) if needed again.
+ADAPTED_MODELS_KEPT = 4
 # A symbol counts as voiced when this share of its frames is (YIN is strict: low, creaky
 # voices such as Piper joe come out mostly unvoiced at its default threshold).
 VOICED_FRACTION = 0.25
@@ -433,6 +440,16 @@ def frame_ids(phonemes: Sequence[str], table: dict[str, int]) -> list[int]:
     return [*ids, table[EOS]]
 
 
+def checkpoint_id(path: str | Path) -> str:
+    """A short content hash of a checkpoint file: what adapted parameters are tagged with,
+    so that they are never applied to another model."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -496,7 +513,12 @@ class FastPitchSynthesizer:
     ) -> None:
         if chunk_frames < 1:
             raise InputError(f"chunk_frames must be positive, got {chunk_frames}")
-        self.model, symbols, ckpt = load_model(checkpoint or DEFAULT_CHECKPOINT, device)
+        path = checkpoint or DEFAULT_CHECKPOINT
+        self.model, symbols, ckpt = load_model(path, device)
+        self.checkpoint_path = Path(path)
+        self.checkpoint_id = checkpoint_id(path)
+        self._adapted: OrderedDict[str, FastPitch] = OrderedDict()  # LRU, ADAPTED_MODELS_KEPT
+        self._adapted_lock = threading.Lock()
         self.symbols = symbols
         self.step: int | None = ckpt.get("step")  # training step of the weights, a label
         # Spoken before any voice has been heard (a daemon just started, `say` without a
@@ -518,6 +540,39 @@ class FastPitchSynthesizer:
         """Symbols to ids with the checkpoint's own symbol table."""
         return frame_ids(phonemes, self._ids)
 
+    def model_for(self, adapted: AdaptedParams | None) -> FastPitch:
+        """The model to speak with: the checkpoint's own, or a copy carrying a voice's
+        adapted parameters (built once, then kept among the last ``ADAPTED_MODELS_KEPT``).
+        Parameters tuned on another checkpoint are refused."""
+        if adapted is None:
+            return self.model
+        if adapted.checkpoint_id != self.checkpoint_id:
+            raise InputError(
+                f"this voice was adapted to checkpoint {adapted.checkpoint_id}, but the "
+                f"synthesiser runs checkpoint {self.checkpoint_id}: adapt it again "
+                "(`vcstream embed ... --adapt`) or use the checkpoint it was made with"
+            )
+        with self._adapted_lock:
+            model = self._adapted.get(adapted.key)
+            if model is not None:
+                self._adapted.move_to_end(adapted.key)
+                return model
+        own = dict(self.model.named_parameters())
+        bad = [k for k, v in adapted.params.items() if k not in own or own[k].shape != v.shape]
+        if bad:
+            raise InputError(f"adapted parameters do not fit this model: {', '.join(bad[:5])}")
+        model = copy.deepcopy(self.model)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name in adapted.params:
+                    p.copy_(adapted.params[name].to(p.device, p.dtype))
+        model.eval()
+        with self._adapted_lock:
+            self._adapted[adapted.key] = model
+            while len(self._adapted) > ADAPTED_MODELS_KEPT:
+                self._adapted.popitem(last=False)
+        return model
+
     def synthesize(
         self,
         phonemes: Sequence[str],
@@ -536,12 +591,13 @@ class FastPitchSynthesizer:
             voice = self.default_voice
         if controls.speed <= 0 or controls.energy_scale <= 0:
             raise InputError("speed and energy_scale must be positive")
+        model = self.model_for(voice.adapted)
         emb = np.asarray(voice.embedding, dtype=np.float32).reshape(1, -1)
         ids = torch.tensor([self.phoneme_ids(phonemes)], device=self.device)
         stats = None
         if voice.log_f0_mean is not None and voice.log_f0_std is not None:
             stats = torch.tensor([[voice.log_f0_mean, voice.log_f0_std]], device=self.device)
-        mel = self.model.infer(
+        mel = model.infer(
             ids,
             torch.from_numpy(emb).to(self.device),
             stats,

@@ -23,7 +23,7 @@ class LossWeights:
     bin_warmup_steps: int = 2000
 
 
-def _masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.float()
     return ((pred - target) ** 2 * m).sum() / m.sum().clamp(min=1)
 
@@ -41,11 +41,11 @@ def compute_losses(
     model's global log-F0 spread) puts the speaker-statistics loss in normalised units."""
     mel_mask = out["mel_mask"][:, None, :].expand_as(out["mel_target"])
     text_mask = out["text_mask"]
-    mel = _masked_mse(out["mel_pred"], out["mel_target"], mel_mask)
+    mel = masked_mse(out["mel_pred"], out["mel_target"], mel_mask)
     log_dur_target = torch.log1p(out["durations"].float())
-    duration = _masked_mse(out["log_dur_pred"], log_dur_target, text_mask)
-    pitch = _masked_mse(out["pitch_pred"], out["pitch_target"], text_mask)
-    energy = _masked_mse(out["energy_pred"], out["energy_target"], text_mask)
+    duration = masked_mse(out["log_dur_pred"], log_dur_target, text_mask)
+    pitch = masked_mse(out["pitch_pred"], out["pitch_target"], text_mask)
+    energy = masked_mse(out["energy_pred"], out["energy_target"], text_mask)
     align = forward_sum_loss(out["attn_logp"], text_lens, mel_lens)
     binarize = bin_loss(out["attn_hard"], torch.log(out["attn_soft"].clamp(min=1e-12)))
     pred = out["speaker_log_f0_pred"]

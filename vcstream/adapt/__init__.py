@@ -1,0 +1,214 @@
+"""Adaptation of the synthesiser to one real speaker: the second stage of cloning.
+
+Zero-shot conditioning (the GE2E embedding) reaches only as far as the training voices;
+``adapt`` fine-tunes the parameters that the amount of speech supports, on the speaker's
+own recordings, and returns them as an ``AdaptedVoice`` that speaks through the normal
+pipeline::
+
+    from vcstream.adapt import adapt
+    voice = adapt(synth, [(audio, 16000), ...])          # Whisper transcribes them
+    voice = adapt(synth, recs, transcripts=["...", ...])  # or give one text per recording
+    for chunk in pipeline.render(prepared, voice.conditioning(), SynthControls()): ...
+
+* ``synth``: a ``FastPitchSynthesizer`` (only its model, symbols and checkpoint id are
+  read; it is not changed, and it keeps serving other voices while and after adapting).
+* ``recordings``: ``(float32 mono audio, sample_rate_hz)`` pairs, any rate; long ones are
+  cut at Whisper's segment boundaries. At least ``MIN_SECONDS`` of speech is needed, else
+  ``NotEnoughVoiceError`` says how much more.
+* ``transcripts``: one per recording, or None to use the bundled Whisper (tiny.en:
+  English only; give transcripts for other languages).
+* ``seed``: the held-out split and the batches (same inputs and seed, same voice).
+* ``max_wall_s``: stop tuning (keeping the best parameters so far) once the whole run has
+  taken this long; None: the plan's own step count with early stopping.
+* ``steps`` / ``plan``: override the plan's step count, or the plan itself (a name of
+  ``vcstream.adapt.tune.PLANS``); by default both follow the amount of speech.
+* ``progress(stage, fraction, info)``: called with stage ``"transcribe"``, ``"features"``,
+  ``"tune"`` (``info``: step, steps, held-out loss) and ``"measure"``.
+* ``vocoder``: a ``HifiGanGenerator``; when given, the GE2E cosine of speech synthesised
+  from new sentences to the recordings is measured before and after (``similarity_before``,
+  ``similarity``; about 3 s more).
+* ``transcriber`` / ``extractor``: loaded models to reuse (``asr.Transcriber``,
+  ``corpus.features.FeatureExtractor``); loaded here when not given.
+
+``AdaptedVoice`` holds the adapted parameters (``params``: name -> tensor, a small
+subset of the model), the embedding and log-F0 statistics they were tuned with, the
+checkpoint id they belong to, and metadata (``metadata()``: seconds used, plan, steps,
+held-out mel loss before/after, wall time, transcripts, what was left out and why).
+``conditioning()`` is the ``VoiceConditioning`` to synthesise with; the synthesiser applies
+the parameters per request (a cached copy of the model per adapted voice), so adapted and
+plain voices can be spoken one after the other, and a voice can be swapped at any time.
+A synthesiser over another checkpoint refuses the parameters with an error.
+``AdaptedVoice.to_json()`` / ``from_json()`` is the stored form (voice profiles).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from vcstream.adapt.voice import AdaptedVoice
+from vcstream.errors import InputError, NoVoiceError
+
+MIN_SECONDS = 3.0
+# New sentences (not in any recording) for the before/after similarity measurement.
+PROBE_SENTENCES = (
+    "The little boat drifted slowly across the quiet lake at sunset.",
+    "Please remember to bring your umbrella when you visit us tomorrow.",
+)
+
+
+class NotEnoughVoiceError(NoVoiceError):
+    """Too little usable speech to adapt to; says how much more is needed."""
+
+    code = "too_little_voice"
+
+    def __init__(self, have_s: float, need_s: float = MIN_SECONDS, detail: str = "") -> None:
+        self.have_s = have_s
+        self.need_s = need_s
+        more = max(0.0, need_s - have_s)
+        super().__init__(
+            f"adaptation needs at least {need_s:.0f} s of speech; {have_s:.1f} s usable, "
+            f"{more:.1f} s more needed" + (f" ({detail})" if detail else "")
+        )
+
+
+def speech_seconds(recordings: Sequence[tuple[np.ndarray, int]]) -> float:
+    """Total length of the recordings in seconds (an upper bound of the usable speech)."""
+    return sum(len(a) / float(sr) for a, sr in recordings)
+
+
+def adapt(
+    synthesizer,
+    recordings: Sequence[tuple[np.ndarray, int]],
+    *,
+    transcripts: Sequence[str] | None = None,
+    seed: int = 0,
+    max_wall_s: float | None = None,
+    progress: Callable[[str, float, dict[str, Any]], None] | None = None,
+    steps: int | None = None,
+    plan: str | None = None,
+    vocoder=None,
+    transcriber=None,
+    extractor=None,
+    precision: str = "bf16",
+) -> AdaptedVoice:
+    """Fine-tune ``synthesizer``'s model to the speaker of ``recordings`` (see the module
+    docstring)."""
+    from vcstream.adapt.prepare import prepare
+    from vcstream.adapt.tune import PLANS, Tuner, plan_for
+
+    t0 = time.monotonic()
+    deadline = None if max_wall_s is None else t0 + float(max_wall_s)
+    model = getattr(synthesizer, "model", None)
+    if model is None or not hasattr(synthesizer, "checkpoint_id"):
+        raise InputError(
+            f"synthesiser {getattr(synthesizer, 'name', '?')!r} cannot be adapted "
+            "(only fastpitch can)"
+        )
+    total = speech_seconds(recordings) if recordings else 0.0
+    if total < MIN_SECONDS:
+        raise NotEnoughVoiceError(total)
+
+    def report(stage: str, fraction: float, **info: Any) -> None:
+        if progress is not None:
+            progress(stage, fraction, info)
+
+    if extractor is None:
+        from vcstream.corpus.features import FeatureExtractor
+
+        extractor = FeatureExtractor(str(synthesizer.device))
+    if transcripts is None and transcriber is None:
+        from vcstream.asr import Transcriber
+
+        report("transcribe", 0.0)
+        transcriber = Transcriber()
+    report("transcribe", 0.0)
+    prepared = prepare(recordings, transcripts, extractor=extractor, transcriber=transcriber)
+    report("features", 1.0, seconds=round(prepared.seconds, 2))
+    if prepared.seconds < MIN_SECONDS:
+        raise NotEnoughVoiceError(
+            prepared.seconds, detail="; ".join(prepared.dropped[:3]) if prepared.dropped else ""
+        )
+    if prepared.log_f0 is None:
+        raise NoVoiceError("no voiced (pitched) frames in the recordings: nothing to adapt to")
+    if plan is not None and plan not in PLANS:
+        raise InputError(f"unknown adaptation plan {plan!r} (known: {', '.join(PLANS)})")
+    chosen = PLANS[plan] if plan is not None else plan_for(prepared.seconds)
+    table = {s: i for i, s in enumerate(synthesizer.symbols)}
+    tuner = Tuner(
+        model,
+        table,
+        prepared.utterances,
+        prepared.embedding,
+        prepared.log_f0,
+        chosen,
+        seed=seed,
+        precision=precision,
+        device=synthesizer.device,
+    )
+    result = tuner.run(
+        max_steps=steps,
+        deadline=deadline,
+        progress=lambda k, n, loss: report("tune", k / n, step=k, steps=n, held_out_loss=loss),
+    )
+    voice = AdaptedVoice(
+        params=result.params,
+        embedding=prepared.embedding,
+        log_f0_mean=float(prepared.log_f0[0]),
+        log_f0_std=float(prepared.log_f0[1]),
+        checkpoint_id=synthesizer.checkpoint_id,
+        plan=chosen.name,
+        seconds=prepared.seconds,
+        utterances=len(prepared.utterances),
+        steps=result.steps,
+        held_out_loss_before=result.held_out_before,
+        held_out_loss=result.held_out,
+        wall_s=0.0,
+        transcripts=[u.text for u in prepared.utterances],
+        dropped=prepared.dropped,
+    )
+    if vocoder is not None:
+        report("measure", 0.0)
+        voice.similarity_before, voice.similarity = measure_similarity(
+            synthesizer, vocoder, extractor, voice
+        )
+        report("measure", 1.0)
+    voice.wall_s = time.monotonic() - t0
+    return voice
+
+
+def measure_similarity(synthesizer, vocoder, extractor, voice: AdaptedVoice) -> tuple[float, float]:
+    """GE2E cosine of ``PROBE_SENTENCES`` spoken zero-shot and adapted to the voice's
+    embedding (the recordings'): the figure status shows."""
+    import torch
+
+    from vcstream.synth.base import SynthControls, VoiceConditioning
+
+    adapted = voice.conditioning()
+    plain = VoiceConditioning(adapted.embedding, adapted.log_f0_mean, adapted.log_f0_std)
+    out = []
+    for cond in (plain, adapted):
+        audio = []
+        for text in PROBE_SENTENCES:
+            mel = torch.cat(
+                list(synthesizer.synthesize(extractor.phonemes(text), cond, SynthControls())),
+                dim=1,
+            )
+            with torch.inference_mode():
+                audio.append(vocoder(mel[None]).reshape(-1).float().cpu().numpy())
+        emb = extractor.embedding(np.concatenate(audio))
+        out.append(float(np.dot(emb, voice.embedding)))
+    return out[0], out[1]
+
+
+__all__ = [
+    "MIN_SECONDS",
+    "AdaptedVoice",
+    "NotEnoughVoiceError",
+    "adapt",
+    "measure_similarity",
+    "speech_seconds",
+]

@@ -1,0 +1,72 @@
+"""`vcstream embed ... --adapt`: adaptation of a saved voice to its reference recordings."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from vcstream.adapt import MIN_SECONDS, AdaptedVoice, NotEnoughVoiceError, adapt
+from vcstream.errors import InputError
+
+
+def check_enough_speech(paths: Sequence[str | Path]) -> None:
+    """Refuse, before any model loads, recordings shorter in all than ``MIN_SECONDS``."""
+    from vcstream.audio.io import read_wav
+
+    total = 0.0
+    for p in paths:
+        audio, sr = read_wav(p)
+        total += len(audio) / sr
+    if total < MIN_SECONDS:
+        raise NotEnoughVoiceError(total)
+
+
+def adapt_references(
+    rt, paths: Sequence[str | Path], transcripts: Sequence[str] | None, *, json_out: bool = False
+) -> AdaptedVoice:
+    from vcstream.audio.io import read_wav
+    from vcstream.corpus.features import FeatureExtractor
+
+    if transcripts is not None and len(transcripts) != len(paths):
+        raise InputError(
+            f"{len(transcripts)} --transcript texts for {len(paths)} recordings: give one each"
+        )
+    recordings = [read_wav(p) for p in paths]
+    extractor = FeatureExtractor(str(rt.device), encoder=rt.encoder)
+
+    def progress(stage: str, fraction: float, info: dict) -> None:
+        if json_out:
+            return
+        if stage == "tune":
+            print(
+                f"\radapting: step {info['step']}/{info['steps']}, held-out mel loss "
+                f"{info['held_out_loss']:.3f}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif stage in ("transcribe", "measure") and fraction == 0.0:
+            print(f"adapting: {stage}...", file=sys.stderr, flush=True)
+
+    voice = adapt(
+        rt.synthesizer,
+        recordings,
+        transcripts=transcripts,
+        progress=progress,
+        vocoder=rt.generator,
+        extractor=extractor,
+    )
+    if not json_out:
+        print(file=sys.stderr)
+        m = voice.metadata()
+        print(
+            f"adapted ({m['plan']}, {m['parameters']} parameters) on {m['seconds']:.1f} s of "
+            f"speech in {m['wall_s']:.1f} s: held-out mel loss {m['held_out_loss_before']:.3f}"
+            f" -> {m['held_out_loss']:.3f}, similarity {m['similarity_before']:.3f} -> "
+            f"{m['similarity']:.3f}",
+            file=sys.stderr,
+        )
+        for why in voice.dropped:
+            print(f"  left out: {why}", file=sys.stderr)
+    return voice

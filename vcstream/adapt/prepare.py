@@ -1,0 +1,172 @@
+"""The speaker's recordings as training utterances: transcripts (given, or Whisper's),
+phonemes, and the same features the trainer reads (log-mel, F0, GE2E embedding).
+
+Long recordings are cut at Whisper's segment boundaries into utterances of at most
+``MAX_UTTERANCE_S``; segments Whisper is unsure of (likely no speech, or a low mean token
+log-probability) are left out, because a wrong transcript teaches the model to mumble.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vcstream.audio.mel import HOP, SAMPLE_RATE_HZ
+from vcstream.errors import InputError, NoVoiceError
+
+MAX_UTTERANCE_S = 8.0  # longer stretches are cut at segment boundaries (memory, batching)
+MIN_UTTERANCE_S = 0.4
+NO_SPEECH_MAX = 0.6  # Whisper segments more likely silence than this are dropped
+AVG_LOGPROB_MIN = -1.0  # ... and those whose mean token log-probability is below this
+# Whisper's segment times are coarse (tens of ms): keep a margin, trimming takes the rest.
+CUT_MARGIN_S = 0.15
+JOIN_GAP_S = 0.4  # pause put between recordings transcribed together
+
+
+@dataclass
+class Utterance:
+    text: str
+    phonemes: list[str]
+    mel: np.ndarray  # [80, T] log-mel
+    f0_hz: np.ndarray  # [T], 0 where unvoiced
+    audio: np.ndarray  # 22050 Hz, cleaned (trimmed, level-normalised)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE_HZ
+
+
+@dataclass
+class Prepared:
+    utterances: list[Utterance]
+    embedding: np.ndarray  # (256,) GE2E of all the usable audio
+    log_f0: tuple[float, float] | None  # speaker's log-F0 centre and spread
+    dropped: list[str]  # why each left-out piece was left out
+
+    @property
+    def seconds(self) -> float:
+        return sum(u.seconds for u in self.utterances)
+
+
+def _check_recordings(recordings: Sequence[tuple[np.ndarray, int]]) -> None:
+    if not recordings:
+        raise NoVoiceError("no recordings given to adapt to")
+    for i, item in enumerate(recordings):
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise InputError(f"recording {i}: want (audio, sample_rate_hz)")
+        audio, sr = item
+        a = np.asarray(audio)
+        if a.ndim != 1 or a.size == 0:
+            raise InputError(f"recording {i}: want non-empty mono 1-D audio, got shape {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"recording {i}: holds NaN or infinite samples")
+        if not isinstance(sr, int | np.integer) or not 8000 <= int(sr) <= 192000:
+            raise InputError(f"recording {i}: sample rate {sr!r} Hz is not supported")
+
+
+def _pieces(transcriber, audio_22k: np.ndarray, dropped: list[str]) -> list[tuple[np.ndarray, str]]:
+    """Cut one recording into (audio, Whisper text) pieces of at most MAX_UTTERANCE_S."""
+    segments = transcriber.segments(audio_22k, SAMPLE_RATE_HZ)
+    good = []
+    for s in segments:
+        if s.no_speech_prob > NO_SPEECH_MAX or s.avg_logprob < AVG_LOGPROB_MIN:
+            dropped.append(
+                f"{s.end_s - s.start_s:.1f} s Whisper was unsure of ({s.text[:40]!r}, "
+                f"log-prob {s.avg_logprob:.2f}, no-speech {s.no_speech_prob:.2f})"
+            )
+        else:
+            good.append(s)
+    groups: list[list] = []
+    for s in good:
+        # Consecutive segments are joined while the piece stays short enough.
+        if groups and s.end_s - groups[-1][0].start_s <= MAX_UTTERANCE_S:
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    out = []
+    n = len(audio_22k)
+    for g in groups:
+        a = max(0, int((g[0].start_s - CUT_MARGIN_S) * SAMPLE_RATE_HZ))
+        b = min(n, int((g[-1].end_s + CUT_MARGIN_S) * SAMPLE_RATE_HZ))
+        out.append((audio_22k[a:b], " ".join(s.text for s in g)))
+    return out
+
+
+def mel_and_f0(audio_22k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The trainer's mel and F0 features (``corpus.features``), without the per-utterance
+    embedding it also computes: adaptation embeds all the audio once."""
+    from vcstream.audio.mel import mel_spectrogram
+    from vcstream.audio.pitch import estimate_f0
+    from vcstream.corpus.features import F0_MAX_HZ, F0_MIN_HZ, fit_frames
+
+    mel = mel_spectrogram(audio_22k).numpy().astype(np.float32)
+    f0, voiced = estimate_f0(audio_22k, SAMPLE_RATE_HZ, HOP, F0_MIN_HZ, F0_MAX_HZ)
+    return mel, fit_frames(np.where(voiced, f0, 0.0).astype(np.float32), mel.shape[1])
+
+
+def prepare(
+    recordings: Sequence[tuple[np.ndarray, int]],
+    transcripts: Sequence[str] | None,
+    *,
+    extractor,
+    transcriber=None,
+) -> Prepared:
+    """Recordings (and their transcripts, one per recording, or None for Whisper's) to
+    utterances with features. ``extractor`` is a ``corpus.features.FeatureExtractor``."""
+    from vcstream.audio.io import resample
+    from vcstream.corpus.features import clean_audio
+    from vcstream.synth.fastpitch import log_f0_statistics
+
+    _check_recordings(recordings)
+    if transcripts is not None:
+        if len(transcripts) != len(recordings):
+            raise InputError(
+                f"{len(transcripts)} transcripts for {len(recordings)} recordings: give one each"
+            )
+        for i, t in enumerate(transcripts):
+            if not isinstance(t, str) or not t.strip():
+                raise InputError(f"transcript {i} is empty")
+    elif transcriber is None:
+        raise InputError("no transcripts given and no transcriber to make them")
+    dropped: list[str] = []
+    pieces: list[tuple[np.ndarray, str]] = []
+    audios = [resample(np.asarray(a, np.float32), int(sr), SAMPLE_RATE_HZ) for a, sr in recordings]
+    if transcripts is not None:
+        pieces = list(zip(audios, transcripts, strict=True))
+    else:
+        # One stream, recordings apart by a short pause: Whisper pads every call to a 30 s
+        # window, so thirty 1 s clips cost thirty windows one by one and one window joined.
+        gap = np.zeros(int(JOIN_GAP_S * SAMPLE_RATE_HZ), np.float32)
+        stream = np.concatenate([x for a in audios for x in (a, gap)])
+        pieces = _pieces(transcriber, stream, dropped)
+        if not pieces:
+            dropped.append("Whisper heard no words")
+    utterances = []
+    for audio, text in pieces:
+        try:
+            x = clean_audio(audio, SAMPLE_RATE_HZ)
+        except NoVoiceError:
+            dropped.append(f"a silent piece ({text[:40]!r})")
+            continue
+        if len(x) < MIN_UTTERANCE_S * SAMPLE_RATE_HZ:
+            dropped.append(f"{len(x) / SAMPLE_RATE_HZ:.2f} s piece, too short ({text[:40]!r})")
+            continue
+        phonemes = extractor.phonemes(text)
+        n_frames = len(x) // HOP
+        # The aligner needs a frame for each symbol and each PAD between (frame_ids).
+        if not phonemes or n_frames < 2 * len(phonemes) + 3:
+            dropped.append(f"{text[:40]!r}: too few frames for its {len(phonemes)} phonemes")
+            continue
+        mel, f0 = mel_and_f0(x)
+        utterances.append(Utterance(text, phonemes, mel, f0, x))
+    if not utterances:
+        raise NoVoiceError(
+            "no usable speech in the recordings"
+            + (f" ({'; '.join(dropped[:3])})" if dropped else "")
+        )
+    whole = np.concatenate([u.audio for u in utterances])
+    embedding = extractor.embedding(whole)
+    log_f0 = log_f0_statistics(np.concatenate([u.f0_hz for u in utterances]))
+    return Prepared(utterances, embedding, log_f0, dropped)

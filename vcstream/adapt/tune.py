@@ -1,0 +1,347 @@
+"""Fine-tuning a copy of the synthesiser on one speaker's utterances, with early stopping.
+
+The targets are the trainer's own: the model's teacher-forced pass (``FastPitch.forward``:
+its own aligner and monotonic alignment search give the durations; per-symbol pitch and
+energy) is run once per batch, and the tuned part is trained on the trainer's masked
+squared errors (``vcstream.train.losses``); parts that stay frozen are not recomputed.
+Which parameters are tuned depends on how much speech there is (``plan_for``): with a
+few seconds only the speaker conditioning (the bias of the speaker projection: a free
+192-d speaker vector, added at the encoder's input and output and at the decoder's
+input); with more, the mel decoder (with the encoder
+frozen its input is computed once, so a step costs only the decoder).
+
+Held-out frames of the same speaker decide when to stop: whole utterances when there are
+enough, else the last quarter of each utterance's frames (never trained on). The
+parameters kept are those of the lowest held-out mel loss; a pull towards the checkpoint's
+own values (L2) keeps them from drifting where the few frames say nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vcstream.adapt.prepare import Utterance
+from vcstream.synth.fastpitch import FastPitch, Targets, frame_ids
+from vcstream.train.losses import LossWeights, masked_mse
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    prefixes: tuple[str, ...]  # parameter names starting with one of these are tuned
+    lr: float
+    steps: int
+    l2: float  # pull towards the checkpoint's values, per parameter, summed
+
+
+PLANS: dict[str, Plan] = {
+    "conditioning": Plan("conditioning", ("speaker.bias",), 3e-3, 80, 0.0),
+    "decoder": Plan("decoder", ("decoder.", "to_mel."), 3e-4, 120, 1e-3),
+}
+DECODER_FROM_S = 8.0  # from this much speech the decoder is tuned too
+BATCH_UTTERANCES = 4
+EVAL_EVERY = 10
+PATIENCE_EVALS = 4  # stop after this many evaluations without a better held-out loss
+HELD_OUT_UTTERANCES_FROM = 4  # with fewer utterances, frames are held out instead
+HELD_OUT_FRACTION = 0.25
+# Only the parts being tuned matter; the aligner, the speaker-F0 head and the binarisation
+# ramp are frozen (their terms would only cost time).
+WEIGHTS = LossWeights(align=0.0, binarize=0.0, speaker_f0=0.0, bin_start_step=10**9)
+
+
+def plan_for(seconds: float) -> Plan:
+    return PLANS["decoder" if seconds >= DECODER_FROM_S else "conditioning"]
+
+
+@dataclass
+class TuneResult:
+    params: dict[str, torch.Tensor]
+    steps: int
+    held_out_before: float
+    held_out: float
+    evaluations: list[tuple[int, float]]
+
+
+def _targets(
+    utts: list[Utterance],
+    table: dict[str, int],
+    embedding: np.ndarray,
+    log_f0: tuple[float, float],
+) -> Targets:
+    b = len(utts)
+    n = max(len(u.phonemes) * 2 + 3 for u in utts)
+    m = max(u.mel.shape[1] for u in utts)
+    ids = torch.zeros(b, n, dtype=torch.long)
+    mel = torch.zeros(b, utts[0].mel.shape[0], m)
+    lf0 = torch.zeros(b, m)
+    voiced = torch.zeros(b, m, dtype=torch.bool)
+    text_lens = []
+    for i, u in enumerate(utts):
+        x = torch.tensor(frame_ids(u.phonemes, table))
+        ids[i, : len(x)] = x
+        text_lens.append(len(x))
+        t = u.mel.shape[1]
+        mel[i, :, :t] = torch.from_numpy(u.mel)
+        f0 = torch.from_numpy(u.f0_hz[:t])
+        voiced[i, : len(f0)] = f0 > 0
+        lf0[i, : len(f0)] = torch.where(f0 > 0, torch.log(f0.clamp(min=1e-3)), 0.0)
+    return Targets(
+        ids=ids,
+        text_lens=torch.tensor(text_lens),
+        mel=mel,
+        mel_lens=torch.tensor([u.mel.shape[1] for u in utts]),
+        log_f0=lf0,
+        voiced=voiced,
+        embedding=torch.from_numpy(np.asarray(embedding, np.float32))[None].expand(b, -1),
+        speaker_log_f0=torch.tensor([log_f0], dtype=torch.float32).expand(b, -1),
+    )
+
+
+@dataclass
+class _Item:
+    utt: Utterance
+    train_from: int  # frames [train_from, train_to) are trained on
+    train_to: int
+    held: bool  # True: the rest of the frames are held out (and whole held-out utterances)
+
+
+def split_held_out(utts: list[Utterance], seed: int) -> list[_Item]:
+    rng = random.Random(seed)
+    if len(utts) >= HELD_OUT_UTTERANCES_FROM:
+        k = max(1, round(HELD_OUT_FRACTION * len(utts)))
+        held = set(rng.sample(range(len(utts)), k))
+        return [
+            _Item(u, 0, 0 if i in held else u.mel.shape[1], True)
+            if i in held
+            else _Item(u, 0, u.mel.shape[1], False)
+            for i, u in enumerate(utts)
+        ]
+    out = []
+    for u in utts:
+        t = u.mel.shape[1]
+        out.append(_Item(u, 0, t - max(1, round(HELD_OUT_FRACTION * t)), True))
+    return out
+
+
+def _frame_masks(items: list[_Item], m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    train = torch.zeros(len(items), m, dtype=torch.bool)
+    held = torch.zeros(len(items), m, dtype=torch.bool)
+    for i, it in enumerate(items):
+        t = it.utt.mel.shape[1]
+        train[i, it.train_from : it.train_to] = True
+        if it.held:
+            held[i, :t] = True
+            held[i, it.train_from : it.train_to] = False
+    return train, held
+
+
+@dataclass
+class _Batch:
+    """Fixed inputs of one batch: the model's own teacher-forced targets (durations from
+    its aligner and monotonic alignment search, per-symbol pitch and energy), computed once;
+    and, for plans that leave the encoder frozen, the decoder's input."""
+
+    targets: Targets
+    text_mask: torch.Tensor
+    train: torch.Tensor  # [B, M] frames trained on
+    held: torch.Tensor  # [B, M] frames held out
+    durations: torch.Tensor
+    abs_log_f0: torch.Tensor  # [B, N] what the pitch embedding hears
+    pitch_target: torch.Tensor
+    energy_target: torch.Tensor
+    mel_target: torch.Tensor  # normalised
+    mel_mask: torch.Tensor
+    decoder_input: tuple[torch.Tensor, torch.Tensor] | None = None  # (x, spk)
+
+
+class Tuner:
+    """One adaptation run over a private copy of the model (the live one is untouched)."""
+
+    def __init__(
+        self,
+        model: FastPitch,
+        table: dict[str, int],
+        utts: list[Utterance],
+        embedding: np.ndarray,
+        log_f0: tuple[float, float],
+        plan: Plan,
+        *,
+        seed: int = 0,
+        precision: str = "bf16",
+        device: torch.device | str = "cpu",
+    ) -> None:
+        import copy
+
+        self.device = torch.device(device)
+        self.model = copy.deepcopy(model).to(self.device)
+        self.plan = plan
+        self.precision = precision
+        self.table = table
+        self.embedding = embedding
+        self.log_f0 = log_f0
+        self.items = split_held_out(utts, seed)
+        self.rng = random.Random(seed)
+        torch.manual_seed(seed)
+        self.names = [n for n, _ in self.model.named_parameters() if n.startswith(plan.prefixes)]
+        for n, p in self.model.named_parameters():
+            p.requires_grad_(n in self.names)
+        params = dict(self.model.named_parameters())
+        self.trainable = [params[n] for n in self.names]
+        self.initial = [p.detach().clone() for p in self.trainable]
+        self.optim = torch.optim.Adam(self.trainable, lr=plan.lr, betas=(0.9, 0.98))
+        # The encoder side is frozen unless the speaker conditioning is tuned.
+        self.encoder_frozen = not any(
+            n.startswith(("speaker.", "symbols.", "encoder.", "duration.", "pitch.", "energy."))
+            for n in self.names
+        )
+        # Fixed batches (similar lengths together), so the fixed inputs are computed once
+        # per batch: the cache holds at most one entry per batch.
+        self._cache: dict[tuple[int, ...], _Batch] = {}
+        self.train_batches = self._group(
+            [i for i, it in enumerate(self.items) if it.train_to > it.train_from]
+        )
+        self.held_batches = self._group([i for i, it in enumerate(self.items) if it.held])
+        self._order: list[tuple[int, ...]] = []
+
+    def _group(self, idx: list[int]) -> list[tuple[int, ...]]:
+        idx = sorted(idx, key=lambda i: self.items[i].utt.mel.shape[1])
+        return [tuple(idx[s : s + BATCH_UTTERANCES]) for s in range(0, len(idx), BATCH_UTTERANCES)]
+
+    def _autocast(self):
+        return torch.autocast(
+            device_type=self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
+
+    @torch.no_grad()
+    def _batch(self, idx: tuple[int, ...]) -> _Batch:
+        b = self._cache.get(idx)
+        if b is not None:
+            return b
+        items = [self.items[i] for i in idx]
+        t = _targets([it.utt for it in items], self.table, self.embedding, self.log_f0)
+        t = Targets(**{k: v.to(self.device) for k, v in vars(t).items()})
+        self.model.eval()
+        out = self.model(t)  # the model's own alignment and per-symbol targets
+        train, held = _frame_masks(items, t.mel.shape[2])
+        mean, std = t.speaker_log_f0[:, :1], t.speaker_log_f0[:, 1:]
+        b = _Batch(
+            targets=t,
+            text_mask=out["text_mask"],
+            train=train.to(self.device) & out["mel_mask"],
+            held=held.to(self.device) & out["mel_mask"],
+            durations=out["durations"],
+            abs_log_f0=mean + std * out["pitch_target"],
+            pitch_target=out["pitch_target"],
+            energy_target=out["energy_target"],
+            mel_target=out["mel_target"],
+            mel_mask=out["mel_mask"],
+        )
+        if self.encoder_frozen:
+            _, enc, spk = self.model.encode(t.ids, b.text_mask, t.embedding)
+            x = enc + self.model._embed_variances(b.abs_log_f0, b.energy_target, b.text_mask)
+            b.decoder_input = (x, spk)
+        self._cache[idx] = b
+        return b
+
+    def _losses(self, b: _Batch, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Mel loss on ``frames`` and, where the encoder side moves, the variance losses."""
+        m = self.model
+        out: dict[str, torch.Tensor] = {}
+        with self._autocast():
+            if b.decoder_input is not None:
+                x, spk = b.decoder_input
+            else:
+                _, enc, spk = m.encode(b.targets.ids, b.text_mask, b.targets.embedding)
+                out["log_dur_pred"] = m.duration(enc, b.text_mask)
+                out["pitch_pred"] = m.pitch(enc, b.text_mask)
+                out["energy_pred"] = m.energy(enc, b.text_mask)
+                x = enc + m._embed_variances(b.abs_log_f0, b.energy_target, b.text_mask)
+            mel_pred, _ = m._decode(x, b.durations, spk, b.mel_target.shape[2])
+        mask = frames[:, None, :].expand_as(b.mel_target)
+        losses = {"mel": masked_mse(mel_pred.float(), b.mel_target, mask)}
+        total = WEIGHTS.mel * losses["mel"]
+        if "log_dur_pred" in out:
+            losses["duration"] = masked_mse(
+                out["log_dur_pred"].float(), torch.log1p(b.durations.float()), b.text_mask
+            )
+            losses["pitch"] = masked_mse(out["pitch_pred"].float(), b.pitch_target, b.text_mask)
+            losses["energy"] = masked_mse(out["energy_pred"].float(), b.energy_target, b.text_mask)
+            total = (
+                total
+                + WEIGHTS.duration * losses["duration"]
+                + WEIGHTS.pitch * losses["pitch"]
+                + WEIGHTS.energy * losses["energy"]
+            )
+        losses["total"] = total
+        return losses
+
+    @torch.no_grad()
+    def held_out_loss(self) -> float:
+        self.model.eval()
+        total, frames = 0.0, 0
+        for idx in self.held_batches:
+            b = self._batch(idx)
+            n = int(b.held.sum())
+            total += float(self._losses(b, b.held)["mel"]) * n
+            frames += n
+        return total / max(frames, 1)
+
+    def step(self) -> float:
+        if not self._order:  # a new epoch: the batches in a new order
+            self._order = list(self.train_batches)
+            self.rng.shuffle(self._order)
+        b = self._batch(self._order.pop())
+        self.model.train()
+        losses = self._losses(b, b.train)
+        loss = losses["total"]
+        if self.plan.l2 > 0:
+            loss = loss + self.plan.l2 * sum(
+                (p - p0).pow(2).sum() for p, p0 in zip(self.trainable, self.initial, strict=True)
+            )
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
+        self.optim.step()
+        return float(losses["mel"].detach())
+
+    def run(
+        self,
+        max_steps: int | None = None,
+        deadline: float | None = None,
+        progress: Callable[[int, int, float], None] | None = None,
+    ) -> TuneResult:
+        steps = self.plan.steps if max_steps is None else max_steps
+        before = self.held_out_loss()
+        best = before
+        best_state = [p.detach().clone() for p in self.trainable]
+        best_step = 0
+        evals = [(0, before)]
+        since_best = 0
+        for k in range(1, steps + 1):
+            mel = self.step()
+            if not math.isfinite(mel):
+                break
+            last = k == steps or (deadline is not None and time.monotonic() > deadline)
+            if k % EVAL_EVERY == 0 or last:
+                loss = self.held_out_loss()
+                evals.append((k, loss))
+                if progress is not None:
+                    progress(k, steps, loss)
+                if loss < best:
+                    best, best_step, since_best = loss, k, 0
+                    best_state = [p.detach().clone() for p in self.trainable]
+                else:
+                    since_best += 1
+                if since_best >= PATIENCE_EVALS:
+                    break
+            if last:
+                break
+        params = {n: v.detach().float().cpu() for n, v in zip(self.names, best_state, strict=True)}
+        return TuneResult(params, best_step, before, best, evals)

@@ -1,0 +1,156 @@
+"""An adapted voice: the fine-tuned parameters, the conditioning they were tuned with,
+and how they were made; and its JSON form for voice profiles (tagged with the checkpoint,
+checked on reading)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from vcstream.errors import InputError
+from vcstream.synth.base import AdaptedParams, VoiceConditioning
+
+FORMAT = "vcstream-adapted"
+VERSION = 1
+
+
+def params_key(params: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(params):
+        h.update(name.encode())
+        h.update(params[name].detach().to(torch.float16).cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class AdaptedVoice:
+    """What ``adapt`` returns; ``conditioning()`` speaks with it through any pipeline."""
+
+    params: dict[str, torch.Tensor]  # parameter name -> adapted value (float32)
+    embedding: np.ndarray  # (256,) GE2E embedding of the recordings
+    log_f0_mean: float | None
+    log_f0_std: float | None
+    checkpoint_id: str  # checkpoint the parameters belong to (FastPitchSynthesizer's)
+    plan: str  # which parameters were tuned (see vcstream.adapt.tune.PLANS)
+    seconds: float  # speech used (after trimming and leaving out unsure pieces)
+    utterances: int
+    steps: int  # optimiser steps of the kept parameters
+    held_out_loss_before: float  # mel loss on held-out frames, zero-shot
+    held_out_loss: float  # ... with the kept parameters
+    wall_s: float  # the whole adaptation: transcription, features, tuning
+    transcripts: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    # GE2E cosine of speech synthesised from new sentences to the recordings' embedding,
+    # zero-shot and adapted; None when no vocoder was given to measure it.
+    similarity_before: float | None = None
+    similarity: float | None = None
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = params_key(self.params)
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(int(v.numel()) for v in self.params.values())
+
+    def adapted_params(self) -> AdaptedParams:
+        return AdaptedParams(self.checkpoint_id, self.params, self.key)
+
+    def conditioning(self) -> VoiceConditioning:
+        return VoiceConditioning(
+            np.asarray(self.embedding, np.float32),
+            self.log_f0_mean,
+            self.log_f0_std,
+            self.adapted_params(),
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the parameters and the embedding (for status, events, reports)."""
+        return {
+            "checkpoint": self.checkpoint_id,
+            "plan": self.plan,
+            "parameters": self.n_parameters,
+            "seconds": round(self.seconds, 2),
+            "utterances": self.utterances,
+            "steps": self.steps,
+            "held_out_loss_before": round(self.held_out_loss_before, 4),
+            "held_out_loss": round(self.held_out_loss, 4),
+            "wall_s": round(self.wall_s, 2),
+            "similarity_before": _round(self.similarity_before),
+            "similarity": _round(self.similarity),
+            "transcripts": list(self.transcripts),
+            "dropped": list(self.dropped),
+        }
+
+    # ---- stored form ---------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form: parameters as float16 bytes (base64), with a digest of them."""
+        params = {}
+        for name in sorted(self.params):
+            arr = self.params[name].detach().to(torch.float16).cpu().numpy()
+            params[name] = {
+                "shape": list(arr.shape),
+                "float16": base64.b64encode(arr.tobytes()).decode("ascii"),
+            }
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            **self.metadata(),
+            "key": self.key,
+            "embedding": [float(x) for x in self.embedding],
+            "log_f0_mean": self.log_f0_mean,
+            "log_f0_std": self.log_f0_std,
+            "params": params,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> AdaptedVoice:
+        """Read ``to_json``'s form back; anything missing, damaged or altered is an
+        ``InputError`` (never parameters that are not the ones written)."""
+        try:
+            if data.get("format") != FORMAT or data.get("version") != VERSION:
+                raise ValueError(f"not {FORMAT} version {VERSION}")
+            params = {}
+            for name, p in data["params"].items():
+                raw = base64.b64decode(p["float16"], validate=True)
+                arr = np.frombuffer(raw, dtype=np.float16).reshape(p["shape"])
+                if not np.all(np.isfinite(arr)):
+                    raise ValueError(f"parameter {name} holds non-finite values")
+                params[name] = torch.from_numpy(arr.astype(np.float32))
+            emb = np.asarray(data["embedding"], dtype=np.float32)
+            if emb.shape != (256,) or not np.all(np.isfinite(emb)):
+                raise ValueError("embedding must be 256 finite numbers")
+            key = str(data["key"])
+            if params_key(params) != key:
+                raise ValueError("its parameters do not match their digest (altered or torn)")
+            return cls(
+                params=params,
+                embedding=emb,
+                log_f0_mean=data["log_f0_mean"],
+                log_f0_std=data["log_f0_std"],
+                checkpoint_id=str(data["checkpoint"]),
+                plan=str(data["plan"]),
+                seconds=float(data["seconds"]),
+                utterances=int(data["utterances"]),
+                steps=int(data["steps"]),
+                held_out_loss_before=float(data["held_out_loss_before"]),
+                held_out_loss=float(data["held_out_loss"]),
+                wall_s=float(data["wall_s"]),
+                transcripts=list(data.get("transcripts", [])),
+                dropped=list(data.get("dropped", [])),
+                similarity_before=data.get("similarity_before"),
+                similarity=data.get("similarity"),
+                key=key,
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise InputError(f"adapted parameters are unreadable: {err}") from err
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 4)
