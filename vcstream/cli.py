@@ -296,11 +296,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure latency, real-time factor and per-stage cost")
     _add_common(p)
-    _add_quality(p)
     p.add_argument("--repeat", type=int, default=5, help="runs per sentence length")
     p.add_argument("--json-out", help="also write the JSON report to this file")
     p.add_argument("--reference", nargs="*", default=[], help="reference recordings")
     p.add_argument("--no-network", action="store_true", help="skip the transport measurements")
+    p.add_argument(
+        "--quality",
+        help="vocoder qualities to measure side by side, comma-separated (full, lite, auto; "
+        "default: [vocoder] quality)",
+    )
+    p.add_argument("--no-piper", action="store_true", help="skip the Piper baseline beside it")
+    p.add_argument(
+        "--capacity",
+        action="store_true",
+        help="capacity instead: the most concurrent real-time streams (daemons, one WebSocket "
+        "client each, all asking at once) this machine sustains, per --quality",
+    )
+    p.add_argument(
+        "--capacity-max", type=int, help="--capacity: highest stream count to try (default 8)"
+    )
+    p.add_argument(
+        "--capacity-daemons",
+        choices=("process", "thread"),
+        help="--capacity: each daemon its own `vcstream serve` process (default, as deployed) "
+        "or a thread of this process sharing one set of models",
+    )
     p.add_argument(
         "--network-repeat",
         type=int,

@@ -108,100 +108,6 @@ def _say_ttfa_ms(rt, text: str) -> float:
     return 1000.0 * first
 
 
-def config_toml(cfg) -> str:
-    """A ``Config`` as TOML that ``load_config`` reads back to the same values."""
-    import dataclasses
-    import json as _json
-
-    lines: list[str] = []
-
-    def emit(obj, prefix: str) -> None:
-        scalars, tables = [], []
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            (tables if dataclasses.is_dataclass(value) else scalars).append((f.name, value))
-        if scalars:
-            lines.append(f"[{prefix}]")
-            for name, value in scalars:
-                # JSON literals of str/int/float/bool/list[str] are valid TOML.
-                lines.append(f"{name} = {_json.dumps(value)}")
-        for name, value in tables:
-            emit(value, f"{prefix}.{name}" if prefix else name)
-
-    emit(cfg, "")
-    return "\n".join(lines) + "\n"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _DaemonProcess:
-    """`vcstream serve` in its own process, as deployed: clients and daemon do not share
-    an interpreter (or its GIL)."""
-
-    def __init__(self, cfg, workdir) -> None:
-        import subprocess
-        import sys
-        from pathlib import Path
-
-        self.ws_port = _free_port()
-        pub_port, router_port = _free_port(), _free_port()
-        cfg.network.websocket.port = self.ws_port
-        cfg.network.zmq.pub = f"tcp://127.0.0.1:{pub_port}"
-        cfg.network.zmq.router = f"tcp://127.0.0.1:{router_port}"
-        self.ws_url = f"ws://127.0.0.1:{self.ws_port}/"
-        self.zmq_pub_endpoint, self.zmq_router_endpoint = (
-            cfg.network.zmq.pub,
-            cfg.network.zmq.router,
-        )
-        path = Path(workdir) / "bench-daemon.toml"
-        path.write_text(config_toml(cfg))
-        self.log = open(Path(workdir) / "bench-daemon.log", "w+b")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vcstream", "serve", "--config", str(path), "--no-capture"],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 180.0) -> None:
-        import json as _json
-        import urllib.request
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                tail = self.log.read()[-2000:].decode("utf-8", "replace")
-                raise RuntimeError(f"bench daemon exited with {self.proc.returncode}: {tail}")
-            try:
-                url = f"http://127.0.0.1:{self.ws_port}/healthz"
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if _json.loads(r.read()).get("ok"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError("bench daemon did not become healthy in time")
-
-    def stop(self) -> None:
-        import signal
-        import subprocess
-
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
 def measure_network(
     cfg, rt, repeat: int = DEFAULT_REPEAT, text: str | None = None, in_process: bool = False
 ) -> dict[str, Any]:
@@ -210,24 +116,16 @@ def measure_network(
     By default the daemon runs as its own `vcstream serve` process (as deployed);
     ``in_process`` runs it on a thread of this process instead, sharing ``rt``'s models.
     """
-    import copy
     import tempfile
 
+    from vcstream.bench.daemons import DaemonProcess, loopback_config
     from vcstream.bench.sentences import TEXTS
     from vcstream.daemon import start_daemon
 
     text = text or TEXTS["medium"]
-    cfg = copy.deepcopy(cfg)
-    cfg.capture.source = "none"
-    cfg.output.playback = False
-    ws, zq = cfg.network.websocket, cfg.network.zmq
-    ws.enabled = zq.enabled = True
-    ws.host, ws.port, ws.token = "127.0.0.1", 0, ""
-    zq.pub, zq.router = "tcp://127.0.0.1:*", "tcp://127.0.0.1:*"
-    zq.curve_server_secret = zq.curve_allowed_clients = ""
-    ws.requests_per_second = max(ws.requests_per_second, 50.0)
+    cfg = loopback_config(cfg)
     tmp = tempfile.TemporaryDirectory(prefix="vcstream-bench-")
-    daemon = start_daemon(cfg, rt) if in_process else _DaemonProcess(cfg, tmp.name)
+    daemon = start_daemon(cfg, rt) if in_process else DaemonProcess(cfg, tmp.name)
     say, per = [], {"websocket": [], "zmq": []}
     servers: dict[str, list[float]] = {"websocket": [], "zmq": []}
     try:

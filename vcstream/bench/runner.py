@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from vcstream.bench.report import console, emit_json, machine_description
+from vcstream.bench.report import console, emit_json
 from vcstream.errors import InputError
 
 # flag attribute on the parsed arguments -> "module:function" of the figure it runs alone
 STANDALONE = {
     "synth": "vcstream.bench.synth:synth_main",
     "clone": "vcstream.bench.clone:clone_main",
+    "capacity": "vcstream.bench.capacity:capacity_main",
 }
 # options that only some standalone figures read: attribute -> (flag, those figures' flags)
 OWN_OPTIONS = {
@@ -32,6 +33,8 @@ OWN_OPTIONS = {
     "knn_k": ("--knn-k", ("clone",)),
     "no_adapt": ("--no-adapt", ("clone",)),
     "png_dir": ("--png-dir", ("clone",)),
+    "capacity_max": ("--capacity-max", ("capacity",)),
+    "capacity_daemons": ("--capacity-daemons", ("capacity",)),
 }
 
 
@@ -49,36 +52,33 @@ def _standalone(args: argparse.Namespace):
 
 
 def default_main(args: argparse.Namespace) -> dict:
-    """The pipeline figure and, unless ``--no-network``, the network figure."""
+    """The speed figure (per quality, Piper beside it) and, unless ``--no-network``, the
+    network figure."""
     from vcstream.app import build_runtime
-    from vcstream.bench.pipeline import measure_pipeline, pipeline_table, pipeline_targets
+    from vcstream.bench.quality import parse_qualities
+    from vcstream.bench.speed import measure_speed, print_speed_report
     from vcstream.config import load_config
 
     cfg = load_config(args.config)
+    qualities = parse_qualities(getattr(args, "quality", None), cfg.vocoder.quality)
     if args.device:
         cfg.device.compute = args.device
-    if getattr(args, "quality", None):
-        cfg.vocoder.quality = args.quality
     rt = build_runtime(cfg)
-    report = {
-        "machine": machine_description(),
-        "device": str(rt.device),
-        "vocoder": rt.vocoder_status,
-        "synthesizer": rt.synthesizer.name,
-        "clones": bool(rt.synthesizer.clones),
-        "repeat": args.repeat,
-        "pipeline": measure_pipeline(rt, args.repeat, args.reference),
-    }
-    report["targets"] = pipeline_targets(report["pipeline"])
+    report = measure_speed(
+        cfg,
+        rt,
+        qualities=qualities,
+        repeat=args.repeat,
+        references=args.reference,
+        with_piper=not getattr(args, "no_piper", False),
+    )
     if not getattr(args, "no_network", False):
         from vcstream.bench.network import DEFAULT_REPEAT, measure_network
 
         repeat = getattr(args, "network_repeat", None) or DEFAULT_REPEAT
         report["network"] = measure_network(cfg, rt, repeat=repeat)
     out = console()
-    out.print(pipeline_table(report))
-    for name, ok in report["targets"].items():
-        out.print(f"target {name}: {'met' if ok else 'NOT met'}")
+    print_speed_report(report, out)
     if report.get("network"):
         from vcstream.bench.network import network_table
 
