@@ -1,24 +1,32 @@
 """Every accepted request ends in exactly one ``done`` or ``error``, whatever happens to it.
 
 The real engine and models; faults are injected into the synthesiser (a call that never
-returns, a call that raises), the way a wedged model or a bug would look.
+returns, a call that raises), the way a wedged model or a bug would look; and a property
+test (Hypothesis) sends arbitrary JSON through the control handler.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
+import time
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vcstream.app import build_runtime
 from vcstream.capture import NullSource
 from vcstream.config import Config
 from vcstream.engine import Engine
 from vcstream.errors import BadTextError
+from vcstream.net import protocol as p
+from vcstream.net.control import Controller
 from vcstream.request_watchdog import STALLED
 from vcstream.testing import RecordingPublisher
-from vcstream.voices import VoiceStore
+from vcstream.voices import VoiceStore, check_name
 
 # Short, for the test; but no shorter: on a loaded 2-core machine one vocoder chunk can take
 # most of a second, and a request between chunks makes no visible progress.
@@ -142,3 +150,133 @@ def test_text_is_cleaned_before_it_is_kept_and_unencodable_text_refused(engine):
     with pytest.raises(BadTextError):
         engine.speak(request_id="surr", text="hi \ud800 there")
     assert engine.status()["history"][-1]["id"] == "ansi"
+
+
+# ---- property: whatever arrives, everything out encodes and every request ends once ------
+HOSTILE_PIECES = [
+    "\x1b[31m", "\x1b[0m", "\x1b]0;title\x07", "\x9b2J", "\x07", "\x00", "\n", "\r\n", "\t",
+    "\u202e", "\ufffe", "\ufdd0", "\U0010ffff", "[/]", "[bold]", "'", '"', "\\", "..", "/",
+    "hello", "Good evening.", "həlˈoʊ", "1234", "e\u0301", "日本語", "👋",
+]  # fmt: skip
+hostile_text = st.lists(
+    st.one_of(
+        st.sampled_from(HOSTILE_PIECES),
+        st.characters(categories=["Cs"]),  # lone surrogates
+        st.text(max_size=6),
+    ),
+    max_size=6,
+).map("".join)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | hostile_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(hostile_text, inner, max_size=3),
+    max_leaves=6,
+)
+ids = st.one_of(st.none(), st.sampled_from(["a", "b", "a\n", "x" * 33]), hostile_text, json_values)
+FIELDS = ["text", "phonemes", "mode", "voice", "name", "token", "audio", "id", "bogus"]
+speaks = st.builds(
+    lambda rid, text, mode: {"type": "speak", **({} if rid is None else {"id": rid}),
+                             "text": text, "mode": mode},
+    st.one_of(st.none(), st.sampled_from(["a", "b", "c"])),
+    st.tuples(st.sampled_from(["Hello there.", "Good evening,", "One two"]), hostile_text).map(
+        " ".join
+    ),
+    st.sampled_from(["queue", "queue", "interrupt"]),
+)  # fmt: skip
+anything = st.builds(
+    lambda kind, rid, fields: {"type": kind, **({} if rid is None else {"id": rid}), **fields},
+    st.one_of(st.sampled_from([*p.COMMAND_TYPES, "speak", "speak", "cancel"]), json_values),
+    ids,
+    st.dictionaries(
+        st.sampled_from(FIELDS),
+        st.one_of(hostile_text, st.sampled_from(["queue", "interrupt", "joe", "a"]), json_values),
+        max_size=3,
+    ),
+)
+commands = st.one_of(speaks, speaks, anything, json_values)
+
+
+def _wire(value, style: int) -> str | bytes:
+    """How a client might send it: escaped JSON text, raw UTF-8 with surrogates passed
+    through (as ZeroMQ bytes), or not JSON at all."""
+    text = json.dumps(value, ensure_ascii=True, allow_nan=True)
+    if style == 0:
+        return text
+    if style == 1:
+        raw = json.dumps(value, ensure_ascii=False, allow_nan=True)
+        return raw.encode("utf-8", "surrogatepass")
+    return text[: len(text) // 2]
+
+
+def _assert_encodes(msg: dict) -> None:
+    before = p.encode_repairs
+    json.loads(p.dumps(msg).encode("utf-8"))
+    assert p.encode_repairs == before, f"needed repair: {msg!r}"[:300]
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+def test_property_any_message_leaves_everything_encodable_and_ends_every_request(runtime, tmp_path):
+    cfg = Config()
+    cfg.engine.request_queue = 4
+    engine = Engine(
+        cfg,
+        pipeline=runtime.new_pipeline(),
+        embedder=runtime.new_embedder(),
+        source=NullSource(cfg.capture),
+        voices=VoiceStore(tmp_path / "voices"),
+        model_name=runtime.encoder_name,
+        device=str(runtime.device),
+    )
+    controller = Controller(engine)
+    rec = RecordingPublisher(engine.hub)
+    engine.start()
+
+    async def drive(raws: list) -> None:
+        for raw in raws:
+            try:
+                cmd = p.parse_command(raw)
+            except p.ProtocolError as err:
+                _assert_encodes(p.error_message(err.code, str(err), err.request_id))
+                continue
+            if isinstance(cmd, (p.Auth, p.Subscribe)):
+                continue  # connection-level: the edges answer these themselves
+            _assert_encodes(await controller.execute(cmd))
+
+    @settings(
+        max_examples=50,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(st.lists(st.tuples(commands, st.sampled_from([0, 0, 1, 2])), min_size=1, max_size=5))
+    def check(messages) -> None:
+        rec.events.clear()
+        asyncio.run(drive([_wire(m, style) for m, style in messages]))
+        engine.cancel(None)
+        deadline = time.monotonic() + 60
+        while engine.status()["queues"]["requests"] or engine._active:
+            assert time.monotonic() < deadline, "requests did not end"
+            time.sleep(0.02)
+        _assert_encodes(engine.status())
+        ends: Counter = Counter()
+        for e in list(rec.events):
+            accepted[0] += e.type == "accepted"
+            _assert_encodes(e.to_dict())
+            if e.type == "accepted":
+                assert ends[e.request_id] == 0, f"{e.request_id} accepted while still open"
+                ends[e.request_id] = 1
+            elif e.type in ("done", "error"):
+                assert ends[e.request_id] == 1, f"{e.request_id} ended twice or unaccepted"
+                ends[e.request_id] = 0
+        assert not any(ends.values()), "an accepted request never ended"
+
+    accepted = [0]
+    try:
+        check()
+    finally:
+        engine.stop()
+    assert accepted[0] >= 10  # the property was tested on requests that ran, not only refusals
+    assert all(check_name(f.stem) for f in (tmp_path / "voices").glob("*"))

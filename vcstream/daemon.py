@@ -1,4 +1,8 @@
-"""The daemon: engine + network edges + optional playback, run until SIGINT/SIGTERM.
+"""The daemon: engine + network edges + optional playback, run until SIGINT, SIGTERM or SIGHUP.
+
+SIGHUP is a clean shutdown like the other two (exit status 0): requests still open end with
+an ``error`` event (``shutting_down``), clients get WebSocket close frames. The daemon reads
+its configuration once; to apply a changed one, restart it (systemd: ``systemctl restart``).
 
 Under systemd (``Type=notify``) it reports through ``$NOTIFY_SOCKET``: ``STATUS=`` while it
 loads and serves, ``READY=1`` once the models are loaded and the sockets listen,
@@ -28,6 +32,8 @@ from vcstream.watchdog import ServiceWatchdog, status_line
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+SHUTDOWN_FLUSH_S = 0.2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def build_engine(cfg: Config, runtime: Runtime | None = None) -> Engine:
@@ -140,6 +146,8 @@ async def run(
         notifier.stopping("shutting down")
         if watchdog_task is not None:
             watchdog_task.cancel()
+        if engine.end_requests("shutting_down", "the daemon is shutting down"):
+            await asyncio.sleep(SHUTDOWN_FLUSH_S)  # the error events reach the clients first
         await service.stop()
         if sink is not None:
             sink.stop()
@@ -156,13 +164,21 @@ def serve(cfg: Config) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, _stopper(stop, sig))
         await run(cfg, stop, engine, notifier=notifier)
 
     asyncio.run(main())
     log.info("stopped cleanly")
     return 0
+
+
+def _stopper(stop: asyncio.Event, sig: signal.Signals):
+    def handler() -> None:
+        log.info("%s received: shutting down cleanly", sig.name)
+        stop.set()
+
+    return handler
 
 
 @dataclass

@@ -31,6 +31,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from vcstream.config import WebSocketConfig
+from vcstream.net import httpmethods
 from vcstream.net import protocol as p
 from vcstream.net.control import Controller
 from vcstream.net.listener import AUDIO, EVENT, STATUS, ListenerQueue
@@ -145,6 +146,7 @@ class WebSocketServer:
             original_fail(code, reason)
 
         protocol.fail = fail
+        httpmethods.install(protocol)
         return ServerConnection(protocol, server, **kwargs)
 
     # ---- publishing (event loop only) ------------------------------------------------
@@ -179,6 +181,10 @@ class WebSocketServer:
 
     # ---- HTTP --------------------------------------------------------------------------
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        if request.method not in httpmethods.ALLOWED:  # (httpmethods answers these earlier)
+            return httpmethods.method_response(request.method)
+        if request.method == "HEAD":
+            return httpmethods.head_of(await self._http_get(request))
         if "websocket" in request.headers.get("Upgrade", "").lower():
             # Each connection holds a queue and two tasks: cap them, so a connection flood
             # costs a refusal each rather than memory.
@@ -195,6 +201,9 @@ class WebSocketServer:
             self._watchers.add(task)
             task.add_done_callback(self._watchers.discard)
             return None
+        return await self._http_get(request)
+
+    async def _http_get(self, request: Request) -> Response:
         path = urlsplit(request.path).path
         if path == "/healthz":
             ok, body = self.health()
