@@ -128,6 +128,7 @@ def cmd_say(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    from vcstream.consent import ConsentRecord, utc_now
     from vcstream.references import embed_references
     from vcstream.voices import VoiceProfile, check_name
 
@@ -153,6 +154,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
         log_f0_std=ref.conditioning.log_f0_std,
         sources=[Path(p).name for p in ref.sources],
         adapted=adapted,
+        # Made by the operator from files: no consent check was made (mode none).
+        consent=ConsentRecord("none", utc_now()).to_json(),
     )
     path = rt.voice_store().save(profile)
     if args.json:

@@ -96,6 +96,17 @@ class VoicesConfig:
 
 
 @dataclass
+class ConsentConfig:
+    mode: str = "none"
+    phrase: str = "I agree that this installation may copy my voice."
+    max_phrase_error: float = 0.25
+    min_similarity: float = 0.75
+    min_phrase_seconds: float = 1.0
+    max_phrase_seconds: float = 12.0
+    forget_after_s: float = 600.0
+
+
+@dataclass
 class WebSocketConfig:
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -154,6 +165,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     voices: VoicesConfig = field(default_factory=VoicesConfig)
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    consent: ConsentConfig = field(default_factory=ConsentConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     log: LogConfig = field(default_factory=LogConfig)
 

@@ -41,6 +41,11 @@ def build_engine(cfg: Config, runtime: Runtime | None = None) -> Engine:
     source = open_source(cfg.capture)
     hub = Hub()
     adapter = _build_adapter(cfg, runtime, hub)
+    transcriber = None
+    if cfg.consent.mode == "spoken":
+        from vcstream.consent import load_transcriber
+
+        transcriber = load_transcriber()  # a clear ModelMissingError when Whisper is absent
     engine = Engine(
         cfg,
         pipeline=runtime.new_pipeline(),
@@ -51,6 +56,7 @@ def build_engine(cfg: Config, runtime: Runtime | None = None) -> Engine:
         device=str(runtime.device),
         hub=hub,
         adapter=adapter,
+        transcriber=transcriber,
     )
     vocoder = engine.pipeline.vocoder
     # status.vocoder: which quality runs and why, with the streaming settings in effect

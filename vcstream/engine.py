@@ -32,7 +32,19 @@ import torch
 from vcstream import safetext
 from vcstream.capture import CaptureSource
 from vcstream.config import Config
-from vcstream.errors import InputError, QueueFullError, VcstreamError
+from vcstream.consent import (
+    GRANTED,
+    NOT_REQUIRED,
+    ConsentGate,
+    ConsentRecord,
+    ConsentWorker,
+    PhraseResult,
+    PhraseSegmenter,
+    utc_now,
+)
+from vcstream.encoder.embed import embed_stream
+from vcstream.encoder.vad import voiced_audio
+from vcstream.errors import ConsentError, InputError, QueueFullError, VcstreamError
 from vcstream.hub import AudioFrame, Event, Hub
 from vcstream.liveness import Heartbeat
 from vcstream.memory import release_free_memory
@@ -56,6 +68,9 @@ HISTORY_REPEAT_S = 1.0
 # the GIL from the synthesis thread, so it wakes at 20 Hz, not per 20 ms block: the
 # embedder takes blocks of any length, and the 10 Hz metrics need no finer level meter.
 EMBED_POLL_S = 0.05
+# The embedder and the consent segmenter take what the ring holds in pieces of at most this
+# long, so a source that delivers a lot at once (a file heard unpaced) is heard as a stream.
+EMBED_PIECE_S = 0.1
 
 
 @dataclass
@@ -90,12 +105,13 @@ class Engine:
         hub: Hub | None = None,
         metrics: Metrics | None = None,
         adapter=None,
+        transcriber=None,
     ) -> None:
         self.cfg = cfg
         # vcstream.adapt.live.LiveAdapter: adapts the live voice in its own process
         self.adapter = adapter
         if adapter is not None:
-            embedder.voiced_tap = adapter.feed
+            embedder.voiced_tap = self._adapt_feed
         self.pipeline = pipeline
         self.embedder = embedder
         self.source = source
@@ -128,6 +144,23 @@ class Engine:
         self._watchdog = RequestWatchdog(cfg.engine.request_stall_s)
         # Edges the composition root adds (e.g. playback) report here: name -> stats().
         self.extra_status: dict[str, Callable[[], dict]] = {}
+        # Consent (vcstream.consent) and retention of the live voice.
+        self.consent = ConsentGate(cfg.consent)
+        self._segmenter: PhraseSegmenter | None = None
+        self._consent_worker: ConsentWorker | None = None
+        self._segmenter_fed = False
+        if cfg.consent.mode == "spoken":
+            if transcriber is None:
+                raise InputError("consent.mode = 'spoken' needs a transcriber (Whisper)")
+            self._segmenter = PhraseSegmenter(
+                cfg.embedder, cfg.consent.min_phrase_seconds, cfg.consent.max_phrase_seconds
+            )
+            self._consent_worker = ConsentWorker(
+                lambda audio: transcriber.transcribe(audio, self.source.sample_rate_hz),
+                self._embed_phrase,
+                self._consent_checked,
+            )
+        self._last_voice_t = time.monotonic()
 
     # ---- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -141,6 +174,10 @@ class Engine:
             t = threading.Thread(target=target, name=f"vcstream-{name}", daemon=True)
             t.start()
             self._threads.append(t)
+        if self._consent_worker is not None:
+            self._consent_worker.start()
+        if self.consent.mode != "none":
+            log.info("consent mode %r: %s", self.consent.mode, self.consent.state()["reason"])
         if not self.pipeline.synthesizer.clones:
             log.warning(
                 "synthesiser %r is a baseline: it ignores the speaker embedding and does not "
@@ -167,6 +204,8 @@ class Engine:
         for t in self._threads:
             t.join(timeout=5)
         self._threads.clear()
+        if self._consent_worker is not None:
+            self._consent_worker.stop()
 
     # ---- requests ----------------------------------------------------------------
     def speak(
@@ -286,6 +325,8 @@ class Engine:
         with self._lock:
             if self._loaded is not None:
                 return self._conditioning_of(self._loaded)
+        if not self.consent.allows_live():
+            return VoiceConditioning(None, None, None)  # the synthesiser's default voice
         adapted = self.adapter.current() if self.adapter is not None else None
         if adapted is not None:  # the live voice, adapted: speaks as it was tuned
             return adapted.conditioning()
@@ -311,6 +352,7 @@ class Engine:
         synth = self.pipeline.synthesizer
         default = synth.default_voice_name
         state["default_voice"] = default
+        state["consent"] = self.consent.state()
         state["speaking_in"] = self._speaking_in(state, synth.clones, default)
         return state
 
@@ -326,7 +368,8 @@ class Engine:
             return "fixed"
         if state["loaded_voice"]:
             return "loaded"
-        if state["has_embedding"]:
+        consented = state.get("consent", {}).get("state", NOT_REQUIRED) in (NOT_REQUIRED, GRANTED)
+        if state["has_embedding"] and consented:
             return "live"
         return "default" if default else "none"
 
@@ -349,10 +392,7 @@ class Engine:
     def voice_reset(self) -> dict:
         with self._lock:
             self._loaded = None
-        with self._embed_lock:
-            self.embedder.reset()
-        if self.adapter is not None:
-            self.adapter.reset()
+        self._forget_live("the voice was reset")
         return self._embedding_event()
 
     def voice_adapt(self) -> dict:
@@ -361,6 +401,8 @@ class Engine:
             from vcstream.adapt.live import AdaptUnavailableError
 
             raise AdaptUnavailableError("adaptation is not set up in this daemon")
+        if not self.consent.allows_live():
+            raise ConsentError(f"not adapted: {self.consent.state()['reason']}")
         with self._lock:
             if self._loaded is not None:
                 raise InputError(
@@ -378,6 +420,7 @@ class Engine:
                 name, loaded.embedding, loaded.voiced_seconds, loaded.model,
                 log_f0_mean=loaded.log_f0_mean, log_f0_std=loaded.log_f0_std,
                 sources=[f"voice:{loaded.name}"], adapted=loaded.adapted,
+                consent=loaded.consent,
             )  # fmt: skip
         else:
             with self._embed_lock:
@@ -386,6 +429,9 @@ class Engine:
                 voiced_seconds = float(self.embedder.voiced_seconds)
             if emb is None:
                 raise InputError("no voice to save yet: nothing voiced has been heard")
+            if not self.consent.allows_live():
+                raise ConsentError(f"voice not saved: {self.consent.state()['reason']}")
+            record = self.consent.record or ConsentRecord("none", utc_now())
             profile = VoiceProfile(
                 name, np.asarray(emb, np.float32), voiced_seconds,
                 self.model_name,
@@ -393,6 +439,7 @@ class Engine:
                 log_f0_std=None if stats is None else float(stats[1]),
                 sources=[f"capture:{self.source.name}"],
                 adapted=self.adapter.current() if self.adapter is not None else None,
+                consent=record.to_json(),
             )  # fmt: skip
         self.voices.save(profile)
         return profile.summary()
@@ -407,6 +454,76 @@ class Engine:
 
     def voice_list(self) -> list[dict]:
         return self.voices.list()
+
+    # ---- consent and retention ---------------------------------------------------
+    def consent_approve(self) -> dict:
+        """The operator approves the live voice as heard now (consent mode 'operator')."""
+        with self._embed_lock:
+            live = self.embedder.embedding
+        self._publish_consent(self.consent.approve(live))
+        return self._embedding_event()
+
+    def _publish_consent(self, data: dict) -> None:
+        self.hub.publish(Event("consent", None, data))
+
+    def _forget_live(self, reason: str) -> None:
+        """Forget the live voice and its consent (reset, or retention)."""
+        with self._embed_lock:
+            self.embedder.reset()
+        if self.adapter is not None:  # its buffered voice and adapted parameters go too
+            self.adapter.reset()
+        self._segmenter_fed = False  # the segmenter starts afresh with the next voice
+        event = self.consent.forget(reason)
+        if self.consent.mode != "none":
+            self._publish_consent(event)
+
+    def _adapt_feed(self, voiced_16k: np.ndarray) -> None:
+        # Adaptation keeps voiced audio (in memory) and tunes a model of the voice: only for a
+        # voice that may be used, so nothing heard before consent is kept for it.
+        if self.consent.allows_live():
+            self.adapter.feed(voiced_16k)
+
+    def _embed_phrase(self, audio: np.ndarray) -> np.ndarray | None:
+        """GE2E embedding of an utterance (on the consent thread)."""
+        voiced = voiced_audio(audio, self.cfg.embedder)
+        with self._embed_lock:  # one model call at a time on the shared encoder
+            result = embed_stream(self.embedder.encoder, voiced, final=True)
+        return None if result is None else result.embedding
+
+    def _consent_checked(self, result: PhraseResult) -> None:
+        with self._embed_lock:
+            live = self.embedder.embedding
+        self._publish_consent(self.consent.judge(result, live))
+        self._embedding_event()
+
+    def _hear_phrase(self, block: np.ndarray) -> None:
+        """Feed the consent segmenter (spoken mode, no consent yet), before the embedder
+        takes the block: an utterance's reference is the live voice as it was before it."""
+        if not self._segmenter_fed:
+            self._segmenter.reset()
+            self._segmenter_fed = True
+        started, done = self._segmenter.process(block)
+        for utterance in done:
+            check = self.consent.utterance_done(utterance)
+            if check is not None:
+                self._consent_worker.submit(check)
+                self._publish_consent(self.consent.state())
+        if started:
+            self.consent.utterance_started(self.embedder.embedding)
+
+    def _retain(self) -> None:
+        """Retention: the live voice is forgotten after ``forget_after_s`` without voice."""
+        now = time.monotonic()
+        if self._voice_active:
+            self._last_voice_t = now
+        after = self.cfg.consent.forget_after_s
+        if after <= 0 or now - self._last_voice_t < after or self.embedder.voiced_seconds <= 0:
+            return
+        reason = f"the live voice was forgotten after {after:g} s without voice"
+        log.info("%s (consent.forget_after_s)", reason)
+        self._forget_live(reason)
+        self.hub.publish(Event("voice_forgotten", None, {"after_s": after, "reason": reason}))
+        self._embedding_event()
 
     # ---- status ------------------------------------------------------------------
     def status(self, history: bool = True) -> dict:
@@ -454,22 +571,37 @@ class Engine:
         ring = self.source.ring
         timer = self.metrics.timer("embed")
         heartbeat = self.heartbeats["capture"]
+        piece = max(1, round(EMBED_PIECE_S * self.source.sample_rate_hz))
         while not self._stop.wait(EMBED_POLL_S):
             heartbeat.beat()
-            if not ring.available():
-                continue
-            audio = ring.read()
-            try:
-                with self._embed_lock, timer.time(len(audio) / self.source.sample_rate_hz):
-                    update = self.embedder.process(audio)
-            except Exception:  # keep capturing; the error is logged with its traceback
-                log.exception("speaker embedder failed on a block")
-                self.metrics.incr("embed_errors")
-                continue
-            self._last_input_dbfs = float(getattr(self.embedder, "level_dbfs", -120.0))
-            self._voice_active = bool(getattr(self.embedder, "voice_active", False))
-            if update is not None:
-                self._embedding_event()
+            if ring.available():
+                audio = ring.read()
+                for start in range(0, len(audio), piece):
+                    self._embed_block(audio[start : start + piece], timer)
+                    heartbeat.beat()
+            self._retain()
+
+    def _embed_block(self, audio: np.ndarray, timer) -> None:
+        if self._segmenter is not None:
+            if self.consent.listening:
+                self._hear_phrase(audio)
+            else:
+                self._segmenter_fed = False
+        try:
+            with self._embed_lock, timer.time(len(audio) / self.source.sample_rate_hz):
+                update = self.embedder.process(audio)
+        except Exception:  # keep capturing; the error is logged with its traceback
+            log.exception("speaker embedder failed on a block")
+            self.metrics.incr("embed_errors")
+            return
+        self._last_input_dbfs = float(getattr(self.embedder, "level_dbfs", -120.0))
+        self._voice_active = bool(getattr(self.embedder, "voice_active", False))
+        if self._voice_active:
+            self._last_voice_t = time.monotonic()
+        if update is not None:
+            if (lapsed := self.consent.voice_moved(update.embedding)) is not None:
+                self._publish_consent(lapsed)
+            self._embedding_event()
 
     def _synth_loop(self) -> None:
         # Threads inherit the torch thread count last set anywhere; set ours explicitly.

@@ -78,3 +78,9 @@ class ForbiddenError(VcstreamError):
     """The command is reserved for the operator (``[control] operator_only``)."""
 
     code = "forbidden"
+
+
+class ConsentError(InputError):
+    """The live voice may not be used for this yet: its speaker has not consented."""
+
+    code = "no_consent"

@@ -57,6 +57,9 @@ class VoiceProfile:
     log_f0_std: float | None = None
     sources: list[str] = field(default_factory=list)
     adapted: AdaptedVoice | None = None
+    # How the voice's speaker consented (vcstream.consent.ConsentRecord.to_json); None in
+    # profiles written before consent records existed.
+    consent: dict | None = None
 
     def to_json(self) -> dict:
         d = {
@@ -67,6 +70,7 @@ class VoiceProfile:
             "log_f0_mean": self.log_f0_mean,
             "log_f0_std": self.log_f0_std,
             "sources": self.sources,
+            "consent": self.consent,
             "embedding": [float(x) for x in self.embedding],
         }
         if self.adapted is not None:
@@ -106,6 +110,12 @@ class VoiceProfile:
         if self.adapted is not None:  # speaks with what its parameters were tuned with
             return self.adapted.conditioning()
         return VoiceConditioning(self.embedding, self.log_f0_mean, self.log_f0_std)
+
+
+def _consent_of(value: object) -> dict | None:
+    if value is not None and not (isinstance(value, dict) and isinstance(value.get("mode"), str)):
+        raise ValueError("consent must be an object with a 'mode'")
+    return value
 
 
 class VoiceStore:
@@ -149,6 +159,7 @@ class VoiceStore:
                 log_f0_std=data.get("log_f0_std"),
                 sources=list(data.get("sources", [])),
                 adapted=adapted,
+                consent=_consent_of(data.get("consent")),
             )
         except FileNotFoundError as err:
             known = ", ".join(p["name"] for p in self.list()) or "none saved"

@@ -75,6 +75,10 @@ class Controller:
                 )
             case p.ListVoices():
                 return p.reply_message(name, cmd.ref, voices=await asyncio.to_thread(e.voice_list))
+            case p.ConsentApprove():
+                return p.reply_message(
+                    name, cmd.ref, voice=await asyncio.to_thread(e.consent_approve)
+                )
             case p.Status():
                 status = await asyncio.to_thread(e.status)
                 if self._network_status is not None:

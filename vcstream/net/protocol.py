@@ -349,6 +349,11 @@ class Status(Command):
 
 
 @dataclass(frozen=True)
+class ConsentApprove(Command):
+    """The operator approves the live voice (consent mode 'operator')."""
+
+
+@dataclass(frozen=True)
 class Auth(Command):
     token: str = ""
 
@@ -382,6 +387,7 @@ _SCHEMAS: dict[str, tuple[type[Command], dict[str, tuple[type, bool]]]] = {
     "load": (Load, {"name": (str, True)}),
     "list": (ListVoices, {}),
     "status": (Status, {}),
+    "consent_approve": (ConsentApprove, {}),
     "auth": (Auth, {"token": (str, True)}),
     "subscribe": (
         Subscribe,
