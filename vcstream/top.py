@@ -10,8 +10,9 @@ path. Three threads:
   is away (the screen then says it is waiting);
 * a key thread reads the terminal in cbreak mode and restores its settings on the way out.
 
-Keys: f freeze/unfreeze the voice, r reset it, s speak a line (typed in the dashboard;
-Tab switches queue/interrupt, Enter sends, Esc abandons), x stop everything, q quit.
+Keys: f freeze/unfreeze the voice, r reset it, a approve it (consent mode operator), s speak
+a line (typed in the dashboard; Tab switches queue/interrupt, Enter sends, Esc abandons),
+x stop everything, q quit.
 """
 
 from __future__ import annotations
@@ -246,10 +247,15 @@ class DashState:
     def _on_reply(self, m: dict[str, Any]) -> None:
         to = m.get("to")
         voice = m.get("voice") or {}
-        if to in ("freeze", "unfreeze", "reset"):
+        if to in ("freeze", "unfreeze", "reset", "consent_approve"):
             with self.lock:
                 self._voice(voice)
-            done = {"freeze": "voice frozen", "unfreeze": "voice unfrozen", "reset": "voice reset"}
+            done = {
+                "freeze": "voice frozen",
+                "unfreeze": "voice unfrozen",
+                "reset": "voice reset",
+                "consent_approve": "voice approved",
+            }
             self.note(done[to], "green")
         elif to == "speak":
             self.note(f"speaking {m.get('id')} ({m.get('mode')})", "green")
@@ -457,6 +463,8 @@ class Controller:
             self.send({"type": "unfreeze" if frozen else "freeze"})
         elif ch == "r":
             self.send({"type": "reset"})
+        elif ch == "a":
+            self.send({"type": "consent_approve"})
         elif ch == "x":
             self.send({"type": "cancel"})
         elif ch == "s":
@@ -626,7 +634,7 @@ def _voice_panel(st: DashState, width: int) -> Panel:
         mode = _badge(f" loaded: {v['loaded_voice']} ", "bold black on dark_orange")
     elif v.get("frozen"):
         mode = _badge(" frozen ", "bold black on cyan")
-    elif v.get("has_embedding"):
+    elif v.get("has_embedding") and v.get("speaking_in") == "live":
         mode = _badge(" live, learning ", "bold black on green")
     elif v.get("speaking_in") == "default":
         mode = Text(f"default {v.get('default_voice')}", style="grey70")
@@ -643,6 +651,7 @@ def _voice_panel(st: DashState, width: int) -> Panel:
                 ("voiced", Text(f"{_fmt(v.get('voiced_seconds'), 1)} s", style="bold")),
                 ("partials", Text(str(v.get("n_partials", "–")), style="bold")),
                 ("convergence", Text(_fmt(conv, 5), style="bold dark_orange")),
+                *_consent_rows(v.get("consent")),
             ]
         ),
         spark,
@@ -650,6 +659,17 @@ def _voice_panel(st: DashState, width: int) -> Panel:
     return Panel(
         body, title="voice (convergence, nines scale)", title_align="left", border_style="grey50"
     )
+
+
+def _consent_rows(c: dict | None) -> list[tuple[str, Text]]:
+    """The live voice's consent, unless none is required (`a` approves in operator mode)."""
+    if not c or c.get("mode") == "none":
+        return []
+    style = "bold green" if c.get("state") == "granted" else "bold yellow"
+    return [
+        ("consent", Text(f"{c.get('mode')}: {c.get('state')}", style=style)),
+        ("", Text(str(c.get("reason", "")), style="grey70")),
+    ]
 
 
 def _queues_panel(st: DashState) -> Panel:
@@ -809,6 +829,7 @@ def _footer(st: DashState, prompt: Prompt | None) -> Group:
         for key, what in (
             ("f", "freeze/unfreeze"),
             ("r", "reset voice"),
+            ("a", "approve voice"),
             ("s", "speak"),
             ("x", "stop all"),
             ("q", "quit"),

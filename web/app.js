@@ -292,6 +292,18 @@ function onVoice(v) {
   if (v.speaking_in === "fixed") tag.textContent += " (not used: backend does not clone)";
   tag.title = SPEAKING_IN[v.speaking_in] || "";
   $("freeze").textContent = v.frozen ? "Unfreeze" : "Freeze";
+  showConsent(v.consent);
+}
+
+// Consent of the live voice (docs/protocol.md, "Consent and retention"): shown unless it is
+// not required; the operator's Approve button only in consent mode "operator".
+function showConsent(c) {
+  const box = $("consent");
+  box.hidden = !c || c.mode === "none";
+  $("approve").hidden = !c || c.mode !== "operator" || c.state === "granted";
+  if (box.hidden) return;
+  box.dataset.state = c.state;
+  box.textContent = `consent (${c.mode}): ${c.state}: ${c.reason}`;
 }
 
 async function command(msg, describe) {
@@ -309,6 +321,7 @@ function toggleFreeze() {
 }
 $("freeze").addEventListener("click", toggleFreeze);
 $("reset").addEventListener("click", () => command({ type: "reset" }, () => "voice reset"));
+$("approve").addEventListener("click", () => command({ type: "consent_approve" }, () => "voice approved"));
 $("save").addEventListener("click", async () => {
   const name = $("voice-name").value.trim();
   if (!name) {
