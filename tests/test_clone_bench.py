@@ -12,6 +12,7 @@ from vcstream import cli
 from vcstream.bench import clone
 from vcstream.corpus import realvoice as rv
 from vcstream.errors import InputError
+from vcstream.synth.knn import check_settings
 
 SPEAKER = "hedgewars/British"  # dev split: a unit test is no figure to steer by
 
@@ -69,6 +70,8 @@ def test_option_errors_are_specific() -> None:
     ]
     with pytest.raises(InputError, match="unknown real-voice speaker"):
         clone.pick_speakers("nobody/here", None, None)
+    with pytest.raises(InputError, match="alpha"):
+        check_settings(alpha=2.0)
     with pytest.raises(InputError, match="--max-speakers"):
         clone.pick_speakers(None, "test", 0)
 

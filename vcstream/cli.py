@@ -375,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
         "stats, or none",
     )
     p.add_argument("--knn-k", type=int, help="--clone: neighbours per frame (default 4)")
+    p.add_argument(
+        "--knn-ceps", type=int, help="--clone: cepstra matched and converted (default 20)"
+    )
+    p.add_argument(
+        "--knn-alpha", type=float, help="--clone: share of the conversion, 0-1 (default 1)"
+    )
     p.add_argument("--no-adapt", action="store_true", help="--clone: leave out the adapted rows")
     p.add_argument(
         "--png-dir", metavar="DIR", help="--clone: write spectrogram PNGs (recording over clones)"

@@ -59,6 +59,8 @@ DEFAULT_LENGTHS = (3.0, 10.0, 30.0, 60.0)
 JOIN_SECONDS = 2.5
 SEMITONES_PER_LOG = 12.0 / math.log(2.0)
 KNN_MODES = ("envelope", "frame", "stats")
+# FrameMatcher's settings in the bench unless told (--knn-k, --knn-ceps, --knn-alpha)
+KNN_DEFAULTS = {"k": 4, "n_ceps": 20, "alpha": 1.0}
 ADAPTATION_NOT_AVAILABLE = (
     "adaptation not available: vcstream.adapt is not installed in this tree, so the adapted "
     "rows are left out"
@@ -200,7 +202,7 @@ def measure_clone(
     lengths: Sequence[float] = DEFAULT_LENGTHS,
     sentences: Sequence[str] = SENTENCES[:DEFAULT_SENTENCES],
     knn_modes: Sequence[str] = ("envelope",),
-    knn_k: int = 4,
+    knn_options: dict[str, Any] | None = None,
     adapt: Callable | None = None,
     keep_mels: bool = False,
     progress: Progress | None = None,
@@ -223,6 +225,7 @@ def measure_clone(
     bad = [m for m in knn_modes if m not in KNN_MODES]
     if bad:
         raise InputError(f"unknown kNN mode(s) {bad}: use {', '.join(KNN_MODES)} or none")
+    knn = {**KNN_DEFAULTS, **(knn_options or {})}
     analyser = OutputAnalyser(rt.encoder, transcriber)
 
     def pipeline(synth) -> SpeechPipeline:
@@ -234,6 +237,11 @@ def measure_clone(
             max_text_chars=rt.cfg.synth.max_text_chars,
         )
 
+    extractor = None
+    if adapt is not None:  # loaded once, not inside every adaptation's timing
+        from vcstream.corpus.features import FeatureExtractor
+
+        extractor = FeatureExtractor(str(fastpitch.device))
     fp_pipe = pipeline(fastpitch)
     render(fp_pipe, "Hello there.", VoiceConditioning())  # first call pays for allocation
 
@@ -297,7 +305,7 @@ def measure_clone(
             ref_mels = [mel_spectrogram(s.audio).numpy() for s in refs]
             for mode in knn_modes:
                 try:
-                    matchers[mode] = FrameMatcher(ref_mels, k=knn_k, mode=mode)
+                    matchers[mode] = FrameMatcher(ref_mels, mode=mode, **knn)
                 except NoVoiceError as err:
                     rows[f"zero-shot+{conversion_name(mode)}"] = {"error": str(err)}
             voices: dict[str, tuple[VoiceConditioning, float | None]] = {}
@@ -311,6 +319,7 @@ def measure_clone(
                         [(s.audio, 22050) for s in refs],
                         seed=0,
                         transcriber=transcriber,
+                        extractor=extractor,
                     )
                     voices["adapted"] = (adapted.conditioning(), time.perf_counter() - t0)
                 except NoVoiceError as err:
@@ -341,7 +350,7 @@ def measure_clone(
     report = {
         "sentences": list(sentences),
         "lengths": [f"{x:g}" for x in lengths],
-        "knn": {"modes": list(knn_modes), "k": knn_k},
+        "knn": {"modes": list(knn_modes), **knn},
         "adaptation": {"available": adapt is not None}
         | ({} if adapt is not None else {"note": ADAPTATION_NOT_AVAILABLE}),
         "speakers": report_speakers,
@@ -625,6 +634,7 @@ def clone_main(args) -> dict:
     from vcstream.asr import Transcriber
     from vcstream.bench.report import machine_description
     from vcstream.config import load_config
+    from vcstream.synth.knn import check_settings
 
     t_start = time.perf_counter()
     # Cheap checks first: bad options and missing data are reported before models load.
@@ -638,6 +648,16 @@ def clone_main(args) -> dict:
         getattr(args, "split", None),
         getattr(args, "max_speakers", None),
     )
+    knn_options = {
+        key: value
+        for key, value in (
+            ("k", getattr(args, "knn_k", None)),
+            ("n_ceps", getattr(args, "knn_ceps", None)),
+            ("alpha", getattr(args, "knn_alpha", None)),
+        )
+        if value is not None
+    }
+    check_settings(**{**KNN_DEFAULTS, **knn_options})
     adapt = None if getattr(args, "no_adapt", False) else load_adapt()
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per utterance
     cfg = load_config(args.config)
@@ -669,7 +689,7 @@ def clone_main(args) -> dict:
             lengths=lengths,
             sentences=SENTENCES[:n_sentences],
             knn_modes=knn_modes,
-            knn_k=getattr(args, "knn_k", None) or 4,
+            knn_options=knn_options,
             adapt=adapt,
             keep_mels=bool(png_dir),
             progress=advance,

@@ -31,6 +31,8 @@ OWN_OPTIONS = {
     "lengths": ("--lengths", ("clone",)),
     "knn": ("--knn", ("clone",)),
     "knn_k": ("--knn-k", ("clone",)),
+    "knn_ceps": ("--knn-ceps", ("clone",)),
+    "knn_alpha": ("--knn-alpha", ("clone",)),
     "no_adapt": ("--no-adapt", ("clone",)),
     "png_dir": ("--png-dir", ("clone",)),
     "capacity_max": ("--capacity-max", ("capacity",)),

@@ -67,6 +67,20 @@ def _standardise(c: np.ndarray) -> np.ndarray:
     return (c - c.mean(axis=1, keepdims=True)) / (c.std(axis=1, keepdims=True) + 1e-6)
 
 
+def check_settings(
+    *, k: int = 4, n_ceps: int = 20, mode: str = "envelope", alpha: float = 1.0, n_mels: int = 80
+) -> None:
+    """``InputError`` for settings ``FrameMatcher`` refuses (before any frames are read)."""
+    if mode not in MODES:
+        raise InputError(f"kNN mode must be one of {MODES}, got {mode!r}")
+    if k < 1:
+        raise InputError(f"kNN k must be at least 1, got {k}")
+    if not 1 <= n_ceps < n_mels:
+        raise InputError(f"kNN cepstra must be 1 to {n_mels - 1}, got {n_ceps}")
+    if not 0.0 <= alpha <= 1.0:
+        raise InputError(f"kNN alpha must be in [0, 1], got {alpha}")
+
+
 class FrameMatcher:
     """The reference frames of one speaker, ready to convert mels toward them."""
 
@@ -79,18 +93,14 @@ class FrameMatcher:
         mode: str = "envelope",
         alpha: float = 1.0,
     ) -> None:
-        if mode not in MODES:
-            raise InputError(f"kNN mode must be one of {MODES}, got {mode!r}")
-        if k < 1:
-            raise InputError(f"kNN k must be at least 1, got {k}")
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"kNN alpha must be in [0, 1], got {alpha}")
+        check_settings(k=k, n_ceps=n_ceps, mode=mode, alpha=alpha)
         mels = [np.asarray(torch.as_tensor(m).float().cpu(), np.float64) for m in reference_mels]
         if not mels:
             raise NoVoiceError("kNN conversion needs reference frames; none given")
         n_mels = mels[0].shape[0]
-        if not 1 <= n_ceps < n_mels or any(m.ndim != 2 or m.shape[0] != n_mels for m in mels):
-            raise InputError(f"kNN: want mels [{n_mels}, frames] and 1 <= n_ceps < {n_mels}")
+        check_settings(n_ceps=n_ceps, n_mels=n_mels)
+        if any(m.ndim != 2 or m.shape[0] != n_mels for m in mels):
+            raise InputError(f"kNN: want mels [{n_mels}, frames]")
         frames = np.concatenate([m[:, _loud(m)] for m in mels if m.shape[1]], axis=1)
         if frames.shape[1] < MIN_REFERENCE_FRAMES:
             raise NoVoiceError(
