@@ -735,6 +735,7 @@ class Engine:
             for req in self._watchdog.stalled(active):
                 log.warning("request %s made no progress for %g s: failing it",
                             req.request_id, self._watchdog.stall_s)  # fmt: skip
+                self.metrics.incr("requests_stalled")
                 self._fail(req, STALLED, self._watchdog.message())
 
     def _publish_frame(self, request_id: str, pcm: np.ndarray, *, silence: bool, end: bool) -> None:
