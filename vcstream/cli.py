@@ -214,6 +214,7 @@ DELEGATED = {
     "corpus": ("vcstream.corpus.build", "build the synthesiser training corpus"),
     "train": ("vcstream.train", "train the synthesiser"),
     "train-vocoder": ("vcstream.vocoder.lite_train", "distil the lite vocoder from HiFi-GAN V1"),
+    "soak": ("vcstream.soak", "run the daemon under steady load and print RSS, threads, fds"),
 }
 
 

@@ -26,6 +26,7 @@ from vcstream.engine import Engine
 from vcstream.errors import DeviceUnavailableError
 from vcstream.hub import Event, Hub
 from vcstream.liveness import LoopWatch
+from vcstream.procstats import process_stats
 from vcstream.sdnotify import Notifier
 from vcstream.watchdog import ServiceWatchdog, status_line
 
@@ -62,6 +63,7 @@ def build_engine(cfg: Config, runtime: Runtime | None = None) -> Engine:
     # status.vocoder: which quality runs and why, with the streaming settings in effect
     engine.extra_status["vocoder"] = lambda: {**vocoder.describe(), **runtime.vocoder_status}
     engine.extra_status["adapt"] = adapter.state
+    engine.extra_status["process"] = process_stats  # status.process: rss_mb, threads, fds
     if cfg.embedder.initial_voice:
         engine.voice_load(cfg.embedder.initial_voice)
     return engine
