@@ -680,6 +680,8 @@ def clone_main(args) -> dict:
 
         def advance(done: int, total: int, label: str) -> None:
             progress.update(task, completed=done, total=total, description=label)
+            if not console.is_terminal:  # a long run in the background: say where it is
+                logging.getLogger(__name__).info("bench --clone %d/%d: %s", done, total, label)
 
         report = measure_clone(
             rt,
