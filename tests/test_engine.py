@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from netutil import FIXTURES
 
@@ -9,7 +11,8 @@ from vcstream.app import build_runtime
 from vcstream.capture import NullSource
 from vcstream.config import Config
 from vcstream.engine import Engine
-from vcstream.errors import QueueFullError
+from vcstream.errors import ClientQueueFullError, ForbiddenError, QueueFullError
+from vcstream.scheduler import ClientId
 from vcstream.testing import RecordingPublisher
 from vcstream.voices import VoiceStore
 
@@ -137,3 +140,83 @@ def test_metrics_carry_the_history_when_it_changes_and_once_a_second(engine):
     assert 2 <= len(with_history) <= 4  # the change, then about once a second
     assert all("voice" in e.data and "stages" in e.data for e in after)
     assert "history" in engine.status()  # a status request always has it
+
+
+# ---- fair scheduling ----------------------------------------------------------------
+A = ClientId(("test", "a"), "a")
+B = ClientId(("test", "b"), "b")
+OP = ClientId(("test", "op"), "operator", operator=True)
+
+
+@pytest.fixture
+def fair_engine(runtime, tmp_path):
+    cfg = copy.deepcopy(runtime.cfg)
+    cfg.engine.request_queue, cfg.engine.client_queue = 8, 3
+    eng = Engine(
+        cfg,
+        pipeline=runtime.new_pipeline(),
+        embedder=runtime.new_embedder(),
+        source=NullSource(cfg.capture),
+        voices=VoiceStore(tmp_path),
+        model_name=runtime.encoder_name,
+        device=str(runtime.device),
+    )
+    eng.start()
+    yield eng
+    eng.stop()
+
+
+def _started(rec: RecordingPublisher) -> list[str]:
+    return [e.request_id for e in list(rec.events) if e.type == "started"]
+
+
+def test_clients_take_turns_and_their_own_limit(fair_engine):
+    eng = fair_engine
+    rec = RecordingPublisher(eng.hub)
+    for i in range(3):
+        eng.speak(request_id=f"a{i}", text="One.", client=A)
+    with pytest.raises(ClientQueueFullError, match="limit 3"):
+        eng.speak(request_id="a3", text="One.", client=A)  # a0 may be started: 2 or 3 queued
+        eng.speak(request_id="a4", text="One.", client=A)
+    eng.speak(request_id="b0", text="One.", client=B)  # B is not refused for A's backlog
+    depths = {d["client"]: d["queued"] for d in eng.status()["queues"]["clients"]}
+    assert depths["b"] == 1 and depths["a"] >= 2
+    for rid in ("a0", "a1", "a2", "b0"):
+        rec.wait_for("done", rid, timeout=60)
+    assert _started(rec)[:2] == ["a0", "b0"]  # B's line next, not after A's backlog
+    assert eng.status()["queues"]["clients"] == []
+
+
+def test_cancel_without_id_is_the_clients_own_and_others_can_be_forbidden(fair_engine):
+    eng = fair_engine
+    rec = RecordingPublisher(eng.hub)
+    eng.speak(request_id="a0", text=LONG, client=A)
+    rec.wait_for("started", "a0", timeout=60)
+    eng.speak(request_id="a1", text="One.", client=A)
+    eng.speak(request_id="b0", text="One.", client=B)
+    with pytest.raises(ForbiddenError):
+        eng.cancel("a0", client=B, others_allowed=False)
+    with pytest.raises(ForbiddenError):
+        eng.cancel(client=B, everyone=True, others_allowed=False)
+    assert eng.cancel(client=B)  # B's own queued line only
+    assert rec.wait_for("done", "b0", timeout=30).data["cancelled"] is True
+    assert rec.find("done", "a0") is None and rec.find("done", "a1") is None
+    assert eng.cancel(client=A)
+    for rid in ("a0", "a1"):
+        assert rec.wait_for("done", rid, timeout=60).data["cancelled"] is True
+
+
+def test_a_plain_interrupt_cuts_only_its_own_an_operators_cuts_what_plays(fair_engine):
+    eng = fair_engine
+    rec = RecordingPublisher(eng.hub)
+    eng.speak(request_id="a0", text=LONG, client=A)
+    rec.wait_for("first_audio", "a0", timeout=60)
+    eng.speak(request_id="b0", text="One.", client=B)
+    eng.speak(request_id="b1", text="Two.", client=B, mode="interrupt")  # cancels b0 only
+    assert rec.wait_for("done", "b0", timeout=30).data["cancelled"] is True
+    assert rec.find("done", "a0") is None
+    eng.speak(request_id="op", text="Stop.", client=OP, mode="interrupt")
+    assert rec.wait_for("done", "a0", timeout=60).data["cancelled"] is True
+    assert rec.wait_for("done", "op", timeout=60).data["cancelled"] is False
+    assert rec.wait_for("done", "b1", timeout=60).data["cancelled"] is False  # stays queued
+    assert _started(rec) == ["a0", "op", "b1"]

@@ -71,6 +71,8 @@ class VocoderConfig:
 @dataclass
 class EngineConfig:
     request_queue: int = 16
+    client_queue: int = 4
+    lookahead_seconds: float = 1.0
     output_buffer_seconds: float = 30.0
     release_memory_after_idle_s: float = 60.0
     request_stall_s: float = 30.0

@@ -4,9 +4,12 @@ Three threads, each owning its stage, connected by bounded buffers:
 
 * ``embed``: reads the capture ring, runs the incremental speaker embedder (model calls
   happen here, never on the audio callback).
-* ``synth``: takes requests from a bounded queue (overflow policy: reject with
-  ``QueueFullError``), runs the speech pipeline, and appends audio to the output buffer
-  (overflow policy: the synthesiser waits).
+* ``synth``: takes requests from the fair scheduler (a bounded queue per client, served in
+  fair turns, operators first: ``vcstream.scheduler``; overflow policy: reject with
+  ``QueueFullError``/``ClientQueueFullError``), runs the speech pipeline, and appends audio
+  to the output buffer (overflow policy: the synthesiser waits). It takes the next request
+  only once less than ``lookahead_seconds`` of audio is waiting, so the turn order holds
+  at the listener's ear too, not only in synthesis.
 * ``pacer``: publishes one frame every ``frame_ms`` to the hub: request audio, or
   flagged silence when synthesis is behind or idle, so listeners never see a stall.
 * ``reqwatch``: fails requests that stopped making progress (``request_watchdog``), so
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import re
 import threading
 import time
@@ -44,7 +46,7 @@ from vcstream.consent import (
 )
 from vcstream.encoder.embed import embed_stream
 from vcstream.encoder.vad import voiced_audio
-from vcstream.errors import ConsentError, InputError, QueueFullError, VcstreamError
+from vcstream.errors import ConsentError, ForbiddenError, InputError, VcstreamError
 from vcstream.hub import AudioFrame, Event, Hub
 from vcstream.liveness import Heartbeat
 from vcstream.memory import release_free_memory
@@ -52,6 +54,7 @@ from vcstream.metrics import Metrics
 from vcstream.outbuf import OutputBuffer
 from vcstream.pipeline import PreparedText, SpeechPipeline
 from vcstream.request_watchdog import STALLED, RequestWatchdog
+from vcstream.scheduler import LOCAL, ClientId, FairScheduler
 from vcstream.synth.base import SynthControls, VoiceConditioning
 from vcstream.voices import VoiceProfile, VoiceStore, check_name
 
@@ -80,6 +83,7 @@ class SpeakRequest:
     mode: str
     voice_name: str | None
     voice: VoiceConditioning | None  # fixed at submit when a saved voice was named
+    client: ClientId = LOCAL
     submitted_ns: int = field(default_factory=time.monotonic_ns)
     started_ns: int = 0
     first_audio_ns: int = 0
@@ -122,14 +126,18 @@ class Engine:
         self.metrics = metrics or pipeline.metrics
         self.sample_rate_hz = pipeline.sample_rate_hz
         self.frame_samples = round(self.sample_rate_hz * cfg.output.frame_ms / 1000)
-        self._requests: queue.Queue[SpeakRequest] = queue.Queue(cfg.engine.request_queue)
         self._outbuf = OutputBuffer(int(cfg.engine.output_buffer_seconds * self.sample_rate_hz))
+        self._lookahead_samples = max(1, round(cfg.engine.lookahead_seconds * self.sample_rate_hz))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         # The embedder is fed on the embed thread and steered (freeze, reset) from control
         # threads; its state changes only under this lock.
         self._embed_lock = threading.Lock()
         self._lock = threading.Lock()  # guards the fields below
+        self._requests: FairScheduler[SpeakRequest] = FairScheduler(
+            cfg.engine.request_queue, cfg.engine.client_queue
+        )
+        self._queued = threading.Condition(self._lock)  # notified when a request is queued
         self._cancelled: set[str] = set()
         self._active: dict[str, SpeakRequest] = {}  # accepted and not yet done
         self._current: SpeakRequest | None = None  # being synthesised
@@ -197,6 +205,8 @@ class Engine:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._queued:
+            self._queued.notify_all()
         self._outbuf.close()
         self.source.stop()
         if self.adapter is not None:
@@ -216,8 +226,11 @@ class Engine:
         phonemes: str | None = None,
         mode: str = "queue",
         voice: str | None = None,
+        client: ClientId = LOCAL,
     ) -> str:
-        """Validate and enqueue a request; raises a ``VcstreamError`` subclass if refused."""
+        """Validate and enqueue a request for ``client``; raises a ``VcstreamError`` subclass
+        if refused. ``interrupt`` cancels the client's own requests first; an operator's also
+        cuts whatever is playing, whoever sent it."""
         if mode not in MODES:
             raise InputError(f"mode must be 'queue' or 'interrupt', not {mode!r}")
         request_id = request_id or uuid.uuid4().hex[:12]
@@ -232,25 +245,23 @@ class Engine:
         conditioning = None
         if voice is not None:
             conditioning = self._conditioning_of(self.voices.load(voice))
-        req = SpeakRequest(request_id, prepared, mode, voice, conditioning)
+        req = SpeakRequest(request_id, prepared, mode, voice, conditioning, client)
         if mode == "interrupt":
-            self.cancel(None)
+            self._interrupt(client)
         with self._lock:
-            try:
-                self._requests.put_nowait(req)
-            except queue.Full:
-                raise QueueFullError(
-                    f"request queue full ({self._requests.maxsize} pending): try again later"
-                ) from None
+            if request_id in self._active:
+                raise InputError(f"request id {request_id!r} is already in use")
+            position = self._requests.push(client, req)
             self._active[request_id] = req
             self._cancelled.discard(request_id)
             self._outbuf.forget(request_id)  # an earlier request of this id was cleared
+            self._queued.notify()
         self.hub.publish(
             Event(
                 "accepted",
                 request_id,
                 {
-                    "queue_position": self._requests.qsize(),
+                    "queue_position": position,
                     "mode": mode,
                     "text": safetext.one_line(text if text is not None else phonemes or "")[:200],
                 },
@@ -258,16 +269,60 @@ class Engine:
         )
         return request_id
 
-    def cancel(self, request_id: str | None = None) -> bool:
-        """Cancel one request (or every pending and playing one when ``None``)."""
+    def cancel(
+        self,
+        request_id: str | None = None,
+        *,
+        client: ClientId = LOCAL,
+        everyone: bool = False,
+        others_allowed: bool = True,
+    ) -> bool:
+        """Cancel one request, or (``request_id`` None) the client's own pending and playing
+        ones, or with ``everyone`` all of them. Without ``others_allowed`` a request of
+        another client is ``ForbiddenError``. True if anything was cancelled."""
         with self._lock:
-            ids = list(self._active) if request_id is None else [request_id]
-            ids = [i for i in ids if i in self._active]
-            self._cancelled.update(ids)
+            if request_id is not None:
+                req = self._active.get(request_id)
+                if req is not None and req.client != client and not others_allowed:
+                    raise ForbiddenError(
+                        "that request is another client's: only the operator may cancel it"
+                    )
+                ids = {request_id} if req is not None else set()
+            elif everyone:
+                if not others_allowed:
+                    raise ForbiddenError(
+                        "cancelling every client's requests is for the operator only"
+                    )
+                ids = set(self._active)
+            else:
+                ids = {rid for rid, r in self._active.items() if r.client == client}
+        return self._cancel_ids(ids)
+
+    def _interrupt(self, client: ClientId) -> None:
+        """Barge-in: the client's own requests go; an operator's also cuts what is playing
+        or being synthesised (queued lines of other clients stay queued)."""
+        with self._lock:
+            ids = {
+                rid
+                for rid, r in self._active.items()
+                if r.client == client or (client.operator and r.started_ns)
+            }
+        self._cancel_ids(ids)
+
+    def _cancel_ids(self, ids: set[str]) -> bool:
+        with self._lock:
+            ids = {rid for rid in ids if rid in self._active}
+            # Queued ones leave the queue now (their room is free at once); the others are
+            # flagged for the worker and the pacer to stop.
+            removed = self._requests.remove(lambda _client, r: r.request_id in ids)
+            started = ids - {r.request_id for r in removed}
+            self._cancelled.update(started)
             # Under the lock: a later request reusing one of these ids forgets the clear
             # after it, never before.
-            for rid in ids:
+            for rid in started:
                 self._outbuf.clear(rid)
+        for req in removed:
+            self._finish(req, cancelled=True)
         return bool(ids)
 
     def _is_cancelled(self, request_id: str) -> bool:
@@ -299,6 +354,8 @@ class Engine:
                 return None  # already finished (pacer and worker may both see a cancel)
             req.finished = True
             del self._active[req.request_id]
+            if not req.started_ns:  # failed while queued: its room is free at once
+                self._requests.remove(lambda _client, r: r is req)
             self._cancelled.discard(req.request_id)
             if clear:
                 self._outbuf.clear(req.request_id)
@@ -533,6 +590,7 @@ class Engine:
         with self._lock:
             current = self._current.request_id if self._current else None
             recent = list(self._history[-20:]) if history else None
+            queued, clients = len(self._requests), self._requests.depths()
         return {
             "uptime_s": round((time.monotonic_ns() - self._started_ns) / 1e9, 3),
             "device": self.device,
@@ -549,8 +607,10 @@ class Engine:
             },
             "voice": self.voice_state(),
             "queues": {
-                "requests": self._requests.qsize(),
-                "requests_max": self._requests.maxsize,
+                "requests": queued,
+                "requests_max": self._requests.max_total,
+                "client_max": self._requests.max_per_client,
+                "clients": clients,
                 "output_ms": round(1000 * self._outbuf.buffered_samples / self.sample_rate_hz, 1),
                 "capture_ms": round(
                     1000 * self.source.ring.available() / self.source.sample_rate_hz, 1
@@ -618,9 +678,8 @@ class Engine:
         heartbeat = self.heartbeats["synth"]
         while not self._stop.is_set():
             heartbeat.beat()
-            try:
-                req = self._requests.get(timeout=0.1)
-            except queue.Empty:
+            req = self._next_request(timeout=0.1)
+            if req is None:
                 if trim_pending and 0 < trim_after_s <= time.monotonic() - last_done:
                     trim_pending = False
                     if release_free_memory():
@@ -630,10 +689,6 @@ class Engine:
             if req.finished or self._is_cancelled(rid):
                 self._finish(req, cancelled=True)
                 continue
-            with self._lock:
-                self._current = req
-            req.started_ns = req.progress_ns = time.monotonic_ns()
-            self._watchdog.progress(req.started_ns)
             self.hub.publish(Event("started", rid, {"sentences": len(req.prepared.sentences)}))
             voice = req.voice or self._live_conditioning()
             heartbeat.set_busy(True)  # the synthesis-call limit applies until it returns
@@ -667,6 +722,28 @@ class Engine:
                 with self._lock:
                     self._current = None
                 last_done, trim_pending = time.monotonic(), True
+
+    def _next_request(self, timeout: float) -> SpeakRequest | None:
+        """The next request in fair order, once the output buffer has room for it.
+
+        Waiting until less than the lookahead is buffered keeps one client's finished lines
+        from piling up in the (FIFO) output buffer ahead of another client's next line.
+        """
+        if not self._outbuf.wait_below(self._lookahead_samples, timeout):
+            return None
+        with self._queued:
+            if not self._queued.wait_for(
+                lambda: len(self._requests) or self._stop.is_set(), timeout
+            ):
+                return None
+            got = self._requests.pop()
+            if got is None:
+                return None
+            req = got[1]
+            req.started_ns = req.progress_ns = time.monotonic_ns()
+            self._watchdog.progress(req.started_ns)
+            self._current = req
+            return req
 
     def _pacer_loop(self) -> None:
         period = self.frame_samples / self.sample_rate_hz

@@ -121,6 +121,13 @@ class OutputBuffer:
         with self._cond:
             return self._cond.wait_for(lambda: self._closed or self.has_ready(n), timeout)
 
+    def wait_below(self, n: int, timeout: float) -> bool:
+        """Wait until fewer than ``n`` samples are buffered; False on timeout or close."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._closed or self._samples < n, timeout) and (
+                not self._closed
+            )
+
     def head_request(self) -> str | None:
         with self._cond:
             return self._segments[0].request_id if self._segments else None
