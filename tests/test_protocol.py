@@ -296,3 +296,14 @@ def test_files_and_types(web_tree):
     assert content_type_of(web_tree / "x.css").startswith("text/css")
     assert content_type_of(web_tree / "x.svg") == "image/svg+xml"
     assert content_type_of(web_tree / "x.unknownext") == "application/octet-stream"
+
+
+def test_cancel_all_and_its_conflict_with_an_id():
+    assert p.parse_command('{"type":"cancel","all":true}') == p.Cancel(ref=None, all=True)
+    assert p.parse_command('{"type":"cancel","all":false}') == p.Cancel(ref=None)
+    with pytest.raises(p.ProtocolError, match="not both") as err:
+        p.parse_command('{"type":"cancel","id":"r1","all":true}')
+    assert err.value.code == p.BAD_FIELD
+    with pytest.raises(p.ProtocolError) as err:
+        p.parse_command('{"type":"cancel","all":"yes"}')
+    assert err.value.code == p.BAD_FIELD

@@ -78,6 +78,9 @@ def test_per_client_limit_is_its_own_error_and_spares_others():
     with pytest.raises(ClientQueueFullError, match="limit 2") as err:
         s.push(A, "a2")
     assert err.value.code == "client_queue_full"
+    with pytest.raises(ClientQueueFullError):
+        s.check(A)  # the same refusal, before any work is spent on the request
+    s.check(B)
     s.push(B, "b0")  # another client is still accepted
     assert s.queued(A) == 2 and s.queued(B) == 1
 

@@ -284,7 +284,9 @@ def _status(**over):
                     "voice_active": True},
         "voice": {"loaded_voice": None, "has_embedding": True, "voiced_seconds": 12.34,
                   "n_partials": 14, "convergence": 0.99871, "frozen": False},
-        "queues": {"requests": 2, "requests_max": 16, "output_ms": 480.0, "capture_ms": 20.0},
+        "queues": {"requests": 2, "requests_max": 16, "output_ms": 480.0, "capture_ms": 20.0,
+                   "clients": [{"client": "operator", "queued": 1, "operator": True},
+                               {"client": "ws#3", "queued": 1, "operator": False}]},
         "current_request": "r2",
         "history": [{"id": "r1", "text": "Earlier line.", "audio_ms": 1500.0,
                      "first_audio_ms": 240.5}],
@@ -342,7 +344,8 @@ def test_state_and_screen_follow_the_stream():
     screen = _screen(st)
     for shown in (
         "● connected", "-23.4 dBFS", "VOICE", "SPEECH", "12.3 s", "14", "0.99871",
-        "2/16", "480 ms", "capture xruns", "7 fr", "r1", "240.5 ms", "1.50 s", "Earlier line.",
+        "2/16", "operator 1 · ws#3 1", "480 ms", "capture xruns", "7 fr", "r1", "240.5 ms",
+        "1.50 s", "Earlier line.",
         "r2", "playing", "812.2 ms", "127.0.0.1:5000", "clients (1 websocket)",
         "lost 2 (seq gaps)", "n 2  p50 812  p95 812 ms", "piper (does not clone)",
     ):  # fmt: skip
@@ -370,7 +373,7 @@ def test_keys_become_control_messages():
     ctl.key("r")
     assert sent[-1] == {"type": "reset"}
     ctl.key("x")
-    assert sent[-1] == {"type": "cancel"}
+    assert sent[-1] == {"type": "cancel", "all": True}
     n = len(sent)
     ctl.key("s")
     for ch in "Hi therex":

@@ -139,6 +139,13 @@ class NetworkConfig:
 
 
 @dataclass
+class ControlConfig:
+    operator_tokens: list[str] = field(default_factory=list)
+    operator_zmq_identities: list[str] = field(default_factory=list)
+    operator_only: list[str] = field(default_factory=list)
+
+
+@dataclass
 class LogConfig:
     level: str = "INFO"
 
@@ -169,6 +176,7 @@ class Config:
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
     consent: ConsentConfig = field(default_factory=ConsentConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 

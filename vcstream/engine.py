@@ -241,6 +241,9 @@ class Engine:
         with self._lock:
             if request_id in self._active:
                 raise InputError(f"request id {request_id!r} is already in use")
+            if mode != "interrupt":  # (an interrupt first empties the client's own queue)
+                # Refused before the text front end runs: a flood costs next to nothing.
+                self._requests.check(client)
         prepared = self.pipeline.prepare(text=text, phonemes=phonemes)
         conditioning = None
         if voice is not None:

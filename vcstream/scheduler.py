@@ -94,11 +94,8 @@ class FairScheduler(Generic[T]):
         q = self._class_of(client).queues.get(client)
         return len(q) if q else 0
 
-    def push(self, client: ClientId, item: T, *, front: bool = False) -> int:
-        """Queue ``item`` for ``client``; returns how many queued lines come before it.
-
-        ``front`` serves it before the client's own other lines (never before others').
-        """
+    def check(self, client: ClientId) -> None:
+        """Raise the error ``push`` would raise for ``client`` now (a cheap early refusal)."""
         cls = self._class_of(client)
         q = cls.queues.get(client)
         n = len(q) if q else 0
@@ -109,6 +106,15 @@ class FairScheduler(Generic[T]):
             )
         if not client.operator and cls.total >= self.max_total:
             raise QueueFullError(f"request queue full ({self.max_total} pending): try again later")
+
+    def push(self, client: ClientId, item: T, *, front: bool = False) -> int:
+        """Queue ``item`` for ``client``; returns how many queued lines come before it.
+
+        ``front`` serves it before the client's own other lines (never before others').
+        """
+        self.check(client)
+        cls = self._class_of(client)
+        q = cls.queues.get(client)
         if q is None:
             q = cls.queues[client] = deque()
         if front and q:

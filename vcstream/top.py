@@ -466,7 +466,7 @@ class Controller:
         elif ch == "a":
             self.send({"type": "consent_approve"})
         elif ch == "x":
-            self.send({"type": "cancel"})
+            self.send({"type": "cancel", "all": True})
         elif ch == "s":
             self.prompt = Prompt()
         return True
@@ -683,6 +683,7 @@ def _queues_panel(st: DashState) -> Panel:
     xr = cap.get("xruns", 0)
     rows = [
         ("requests queued", f"{q.get('requests', '–')}/{q.get('requests_max', '–')}"),
+        ("per client", _per_client(q.get("clients") or [])),
         ("output buffer", _fmt(q.get("output_ms"), 0, " ms")),
         ("capture ring", _fmt(q.get("capture_ms"), 0, " ms")),
         ("now speaking", s.get("current_request") or "–"),
@@ -695,6 +696,13 @@ def _queues_panel(st: DashState) -> Panel:
     if playback:
         rows.append(("speaker xruns", str(playback.get("underruns", 0))))
     return Panel(_kv(rows), title="queues and xruns", title_align="left", border_style="grey50")
+
+
+def _per_client(clients: list[dict]) -> str:
+    """Queue depth of each client with lines waiting, e.g. ``operator 1 · ws#3 4``."""
+    shown = " · ".join(f"{c.get('client', '?')} {c.get('queued', 0)}" for c in clients[:4])
+    more = f" +{len(clients) - 4}" if len(clients) > 4 else ""
+    return (shown + more) or "–"
 
 
 def _stages_panel(st: DashState) -> Panel:

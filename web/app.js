@@ -485,7 +485,7 @@ async function speak() {
 }
 $("speak").addEventListener("click", speak);
 $("cancel").addEventListener("click", () =>
-  command({ type: "cancel" }, (r) => (r.cancelled ? "stopped everything playing and queued" : "nothing to stop")),
+  command({ type: "cancel", all: true }, (r) => (r.cancelled ? "stopped everything playing and queued" : "nothing to stop")),
 );
 $("speak-text").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {

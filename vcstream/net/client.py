@@ -582,7 +582,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", help="WAV file to write")
 
     sub.add_parser("status", parents=[conn], help="print the daemon's status")
-    c = sub.add_parser("cancel", parents=[conn], help="cancel one request, or all")
+    c = sub.add_parser("cancel", parents=[conn], help="cancel one request, or every client's")
     c.add_argument("id", nargs="?")
     v = sub.add_parser("voice", parents=[conn], help="voice commands")
     v.add_argument("command", choices=["freeze", "unfreeze", "reset", "list", "save", "load"])
@@ -628,9 +628,12 @@ async def _run(args: argparse.Namespace) -> int:
             print(json.dumps(await client.status(), indent=None if args.json else 1))
             return 0
         if args.action == "cancel":
-            msg: dict[str, Any] = {"type": "cancel"}
-            if args.id:
-                msg["id"] = args.id
+            # A fresh connection has no requests of its own: without an id, ask for all
+            # (forbidden where control.operator_only reserves it for the operator).
+            msg: dict[str, Any] = {
+                "type": "cancel",
+                **({"id": args.id} if args.id else {"all": True}),
+            }
             print(json.dumps(await client.request(msg, args.timeout)))
             return 0
         msg = {"type": args.command}

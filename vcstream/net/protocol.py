@@ -305,7 +305,10 @@ class Speak(Command):
 
 @dataclass(frozen=True)
 class Cancel(Command):
-    """``ref`` is the request to cancel; None cancels everything playing and queued."""
+    """``ref`` is the request to cancel; None cancels the sender's own requests, or with
+    ``all`` every client's."""
+
+    all: bool = False
 
 
 @dataclass(frozen=True)
@@ -378,7 +381,7 @@ _SCHEMAS: dict[str, tuple[type[Command], dict[str, tuple[type, bool]]]] = {
             "voice": (str, False),
         },
     ),
-    "cancel": (Cancel, {}),
+    "cancel": (Cancel, {"all": (bool, False)}),
     "freeze": (Freeze, {}),
     "unfreeze": (Unfreeze, {}),
     "reset": (Reset, {}),
@@ -525,6 +528,8 @@ def parse_command(
             raise ProtocolError(BAD_FIELD, f"{kind} needs field {key!r}", ref)
     if cls is Speak:
         _check_speak(values, ref, max_text_chars)
+    elif cls is Cancel and values.get("all") and ref is not None:
+        raise ProtocolError(BAD_FIELD, "cancel takes an 'id' or 'all', not both", ref)
     elif cls in (Save, Load):
         _check_voice_name(values["name"], f"{kind}.name", ref)
     return cls(ref=ref, **values)

@@ -21,6 +21,7 @@ from vcstream.config import Config
 from vcstream.errors import InputError
 from vcstream.hub import AudioFrame, Event
 from vcstream.net import protocol as p
+from vcstream.net.access import Access
 from vcstream.net.control import Controller
 from vcstream.net.listener import AUDIO, EVENT, STATUS
 from vcstream.net.security import is_loopback_host
@@ -84,7 +85,7 @@ class NetworkService:
         self._check_config()
         self._loop = asyncio.get_running_loop()
         net = self.cfg.network
-        controller = Controller(self.engine, self.stats)
+        controller = Controller(self.engine, self.stats, Access(self.cfg.control))
         max_text = self.cfg.synth.max_text_chars
         max_bytes = net.websocket.max_message_bytes
         try:

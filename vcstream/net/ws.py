@@ -33,11 +33,13 @@ from websockets.protocol import State
 from vcstream.config import WebSocketConfig
 from vcstream.net import httpmethods
 from vcstream.net import protocol as p
+from vcstream.net.access import Access
 from vcstream.net.control import Controller
 from vcstream.net.listener import AUDIO, EVENT, STATUS, ListenerQueue
 from vcstream.net.ratelimit import TokenBucket
 from vcstream.net.security import bearer_token, is_loopback_host, origin_allowed, token_matches
 from vcstream.net.webfiles import read_web_file
+from vcstream.scheduler import ClientId
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class _Client:
     name: str
     queue: ListenerQueue
     bucket: TokenBucket
+    identity: ClientId  # from the connection (or its operator token), never from a message
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     subscriptions: dict[str, bool] = field(
         default_factory=lambda: {AUDIO: True, EVENT: True, STATUS: True}
@@ -77,9 +80,11 @@ class WebSocketServer:
         hello: dict[str, Any],
         max_text_chars: int,
         health: Callable[[], tuple[bool, dict]],
+        access: Access | None = None,
     ) -> None:
         self.cfg = cfg
         self.controller = controller
+        self.access = access or controller.access
         self.web_dir = Path(web_dir)
         self.hello = hello
         self.max_text_chars = max_text_chars
@@ -234,15 +239,20 @@ class WebSocketServer:
             log.warning("%s refused: origin %r not allowed", name, origin)
             await self._refuse(conn, p.FORBIDDEN_ORIGIN, f"origin {origin!r} is not allowed")
             return
-        authed = not self.token_required or token_matches(
-            bearer_token(headers.get("Authorization")), self.cfg.token
+        bearer = bearer_token(headers.get("Authorization"))
+        operator = self.access.operator_for_token(bearer)
+        authed = (
+            not self.token_required or operator is not None or token_matches(bearer, self.cfg.token)
         )
         try:
             await conn.send(p.dumps({**self.hello, "auth_required": not authed}))
         except ConnectionClosed:
             return
-        if not authed and not await self._authenticate(conn, name):
-            return
+        if not authed:
+            token = await self._authenticate(conn, name)
+            if token is None:
+                return
+            operator = self.access.operator_for_token(token)
         client = _Client(
             conn,
             name,
@@ -251,9 +261,10 @@ class WebSocketServer:
                 overflow_disconnect_s=self.cfg.overflow_disconnect_seconds,
             ),
             TokenBucket(self.cfg.requests_per_second, max(1.0, 2 * self.cfg.requests_per_second)),
+            operator or self.access.ws_client(),
         )
         self._clients.add(client)
-        log.info("%s connected", name)
+        log.info("%s connected as %s", name, client.identity.label)
         writer = asyncio.get_running_loop().create_task(self._writer(client))
         try:
             await self._reader(client)
@@ -279,20 +290,24 @@ class WebSocketServer:
             await conn.send(p.dumps(p.error_message(code, message, to=to)))
             await conn.close(CloseCode.POLICY_VIOLATION, code)
 
-    async def _authenticate(self, conn: ServerConnection, name: str) -> bool:
-        """The first message must be ``{"type": "auth", "token": ...}`` with the right token."""
+    async def _authenticate(self, conn: ServerConnection, name: str) -> str | None:
+        """The first message must be ``{"type": "auth", "token": ...}`` with the right token
+        (or an operator token); returns the token, None when refused."""
         try:
             async with asyncio.timeout(AUTH_TIMEOUT_S):
                 data = await conn.recv()
         except TimeoutError:
             data = None
         except ConnectionClosed:
-            return False
+            return None
         ok = False
         if data is not None:
             try:
                 cmd = p.parse_command(data, max_bytes=self.max_bytes)
-                ok = isinstance(cmd, p.Auth) and token_matches(cmd.token, self.cfg.token)
+                ok = isinstance(cmd, p.Auth) and (
+                    token_matches(cmd.token, self.cfg.token)
+                    or self.access.operator_for_token(cmd.token) is not None
+                )
             except p.ProtocolError:
                 ok = False
         if not ok:
@@ -305,10 +320,11 @@ class WebSocketServer:
                 f'{why}: send {{"type":"auth","token":...}} first',
                 to="auth",
             )
-            return False
+            return None
+        operator = self.access.operator_for_token(cmd.token) is not None
         with contextlib.suppress(ConnectionClosed):
-            await conn.send(p.dumps(p.reply_message("auth", cmd.ref, ok=True)))
-        return True
+            await conn.send(p.dumps(p.reply_message("auth", cmd.ref, ok=True, operator=operator)))
+        return cmd.token
 
     async def _reader(self, client: _Client) -> None:
         async for data in client.conn:
@@ -349,9 +365,15 @@ class WebSocketServer:
                 )))  # fmt: skip
                 continue
             if isinstance(cmd, p.Auth):
-                client.offer(EVENT, p.dumps(p.reply_message("auth", cmd.ref, ok=True)))
+                # Already in: an operator token makes the connection the operator from now on.
+                operator = self.access.operator_for_token(cmd.token)
+                if operator is not None:
+                    client.identity = operator
+                client.offer(EVENT, p.dumps(p.reply_message(
+                    "auth", cmd.ref, ok=True, operator=client.identity.operator
+                )))  # fmt: skip
                 continue
-            reply = await self.controller.execute(cmd)
+            reply = await self.controller.execute(cmd, client.identity)
             client.offer(EVENT, p.dumps(reply))
 
     async def _rate_limited(self, client: _Client, ref: str | None, to: str | None = None) -> None:
@@ -410,6 +432,7 @@ class WebSocketServer:
             "clients": [
                 {
                     "name": c.name,
+                    "client": c.identity.label,
                     "connected_s": round((time.monotonic_ns() - c.connected_ns) / 1e9, 1),
                     "rate_limited": c.bucket.refused,
                     "encode_errors": c.encode_errors,

@@ -32,10 +32,12 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 from vcstream.config import ZmqConfig
 from vcstream.errors import InputError
 from vcstream.net import protocol as p
+from vcstream.net.access import Access
 from vcstream.net.control import Controller
 from vcstream.net.listener import AUDIO, EVENT, STATUS
 from vcstream.net.ratelimit import BucketTable
 from vcstream.net.security import zmq_endpoint_is_local
+from vcstream.scheduler import ClientId
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,11 @@ class ZmqEdge:
         max_bytes: int,
         max_text_chars: int,
         requests_per_second: float,
+        access: Access | None = None,
     ) -> None:
         self.cfg = cfg
         self.controller = controller
+        self.access = access or controller.access
         self.max_bytes = max_bytes
         self.max_text_chars = max_text_chars
         self.buckets = BucketTable(requests_per_second, max(1.0, 2 * requests_per_second))
@@ -221,7 +225,10 @@ class ZmqEdge:
                 ))  # fmt: skip
                 continue
             await self._slots.acquire()
-            task = asyncio.get_running_loop().create_task(self._command(envelope, payload))
+            # The peer's identity is its CURVE key or routing id: set by the connection,
+            # not by anything in the message.
+            client = self.access.zmq_client(key)
+            task = asyncio.get_running_loop().create_task(self._command(envelope, payload, client))
             self._inflight.add(task)
             task.add_done_callback(self._command_done)
 
@@ -229,16 +236,16 @@ class ZmqEdge:
         self._inflight.discard(task)
         self._slots.release()
 
-    async def _command(self, envelope: list[bytes], payload: bytes) -> None:
+    async def _command(self, envelope: list[bytes], payload: bytes, client: ClientId) -> None:
         """One request, one reply: whatever happens, the peer gets an answer."""
         self.counters["commands"] += 1
         try:
-            await self._answer(envelope, payload)
+            await self._answer(envelope, payload, client)
         except Exception as err:  # a bug: logged, answered without detail
             log.exception("ZeroMQ command failed")
             self._reply(envelope, p.error_message(p.INTERNAL, f"failed: {type(err).__name__}"))
 
-    async def _answer(self, envelope: list[bytes], payload: bytes) -> None:
+    async def _answer(self, envelope: list[bytes], payload: bytes, client: ClientId) -> None:
         try:
             cmd = p.parse_command(
                 payload, max_bytes=self.max_bytes, max_text_chars=self.max_text_chars
@@ -253,7 +260,7 @@ class ZmqEdge:
                 cmd.ref,
             ))  # fmt: skip
             return
-        self._reply(envelope, await self.controller.execute(cmd))
+        self._reply(envelope, await self.controller.execute(cmd, client))
 
     def _reply(self, envelope: list[bytes], msg: dict[str, Any]) -> None:
         if self._router_send is None:
