@@ -20,7 +20,7 @@ from vcstream.scheduler import ClientId
 
 # What [control] operator_only may reserve for the operator.
 CANCEL_ALL = "cancel_all"  # cancel every client's requests, or another client's by id
-VOICE = "voice"  # freeze, unfreeze, reset, save, load, adapt
+VOICE = "voice"  # freeze, unfreeze, reset, save, load, adapt, consent_approve
 ACTIONS = (CANCEL_ALL, VOICE)
 MAX_LABELLED_PEERS = 4096  # ZeroMQ peers remembered for their label (least recent forgotten)
 

@@ -57,7 +57,8 @@ class Controller:
 
     async def _run(self, cmd: p.Command, name: str, client: ClientId) -> dict[str, Any]:
         e = self.engine
-        if isinstance(cmd, (p.Freeze, p.Unfreeze, p.Reset, p.Save, p.Load, p.Adapt)):
+        voice_cmds = (p.Freeze, p.Unfreeze, p.Reset, p.Save, p.Load, p.Adapt, p.ConsentApprove)
+        if isinstance(cmd, voice_cmds):
             self._require(client, VOICE, name)
         match cmd:
             case p.Speak():
