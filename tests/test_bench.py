@@ -3,6 +3,8 @@ real models. Figures are checked for being real measurements, never against spee
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from netutil import daemon_config
 
@@ -12,6 +14,7 @@ from vcstream.bench.speed import measure_speed
 from vcstream.errors import InputError
 
 SHORT = {"short": "Hello there."}
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +99,29 @@ def test_capacity_search_on_a_tiny_configuration(runtime) -> None:
             assert 0.3 < s["audio_seconds"] < 3.0
             assert s["ok"] == (s["reason"] is None)
     assert capacity_table({"capacity": {"full": r}}).row_count == len(levels)
+
+
+def test_vocoder_variants_measure_cost_and_difference() -> None:
+    from vcstream.audio.io import read_wav, resample
+    from vcstream.bench.vocoder_variants import measure_vocoder_variants, vocoder_variants_table
+    from vcstream.vocoder import load_vocoder
+
+    audio, rate = read_wav(FIXTURES / "speech_joe.wav")
+    report = measure_vocoder_variants(
+        load_vocoder(device="cpu"),
+        audio=resample(audio, rate, 22050),
+        seconds=0.3,
+        variants=("channels_last", "no_such_variant"),
+        repeat=1,
+    )
+    rows = report["variants"]
+    assert list(rows) == ["float32", "channels_last", "no_such_variant"]
+    assert rows["float32"]["diff_db_vs_float32"] is None  # identical to itself
+    assert not rows["float32"]["pays"]
+    # The same weights in 2-D channels-last layout: the same sound, to rounding.
+    assert rows["channels_last"]["diff_db_vs_float32"] < -60.0
+    assert rows["channels_last"]["same_sound"]
+    for name in ("float32", "channels_last"):
+        assert rows[name]["ms_per_audio_s"] > 0 and rows[name]["cpu_ms_per_audio_s"] > 0
+    assert "unknown variant" in rows["no_such_variant"]["error"]
+    assert vocoder_variants_table(report).row_count == 3

@@ -317,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
         "client each, all asking at once) this machine sustains, per --quality",
     )
     p.add_argument(
+        "--vocoder-variants",
+        action="store_true",
+        help="HiFi-GAN V1 on this CPU instead: float32, bf16 autocast, mixed bf16, "
+        "channels-last, ONNX Runtime, torch.compile (ms per audio second, difference to "
+        "float32 in dB; --repeat interleaved rounds)",
+    )
+    p.add_argument(
         "--capacity-max", type=int, help="--capacity: highest stream count to try (default 8)"
     )
     p.add_argument(

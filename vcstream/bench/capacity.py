@@ -76,7 +76,9 @@ def judge_stream(log: StreamLog, period_s: float, sent_s: float) -> dict[str, An
     }
 
 
-async def _speak_all(clients: list, text: str, period_s: float) -> list[dict[str, Any]]:
+async def _speak_all(
+    clients: list, text: str, period_s: float, timeout_s: float = 600.0
+) -> list[dict[str, Any]]:
     """Every client asks for ``text`` at once; each stream judged on its own frames."""
     logs: list[StreamLog] = []
     for i, client in enumerate(clients):
@@ -88,14 +90,24 @@ async def _speak_all(clients: list, text: str, period_s: float) -> list[dict[str
                 log.add(now, header.silence, len(pcm))
 
         client.stream.on_audio = on_audio
+
+    async def speak(client, log: StreamLog):
+        try:
+            return await client.speak(text, request_id=log.request_id, timeout=timeout_s)
+        except TimeoutError:
+            return None
+
     try:
         pairs = zip(clients, logs, strict=True)
-        results = await asyncio.gather(*(c.speak(text, request_id=g.request_id) for c, g in pairs))
+        results = await asyncio.gather(*(speak(c, g) for c, g in pairs))
     finally:
         for client in clients:
             client.stream.on_audio = None
     streams = []
     for result, log in zip(results, logs, strict=True):
+        if result is None:
+            streams.append({"ok": False, "reason": f"not done in {timeout_s:.0f} s"})
+            continue
         row = judge_stream(log, period_s, result.sent_s)
         if result.error is not None:
             row.update(ok=False, reason=f"error: {result.error.get('message')}")

@@ -4,6 +4,12 @@ en_US-joe-medium from text to audio, its own phonemizer and its own per-sentence
 First audio is the first ``AudioChunk`` Piper yields (its first sentence, whole); the
 real-time factor is the whole text's synthesis time over its audio length. No cloning and
 no vocoder of ours: this is the speed a plain TTS reaches on the same machine.
+
+One change from ``PiperVoice.load``: its ONNX Runtime session gets the thread count the
+config gives vcstream and no spin-waiting (as ``synth/piper_backend.py`` runs it). With
+onnxruntime's defaults, worker threads spin between runs; on the shared 2-core machine that
+measured Piper about 1.2x slower (RTF 2.4-2.6 against 2.0-2.2 under heavy load), which would
+flatter vcstream.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ _WARM_UP_TEXT = "Hello there."
 class PiperBaseline:
     """``__call__(text) -> Run``: one timed end-to-end synthesis."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 0) -> None:
+        """``threads``: ONNX Runtime intra-op threads (0: one per core)."""
         try:
+            import onnxruntime as ort
             from piper import PiperVoice
         except ImportError as err:
             raise ModelMissingError(
@@ -31,6 +39,13 @@ class PiperBaseline:
 
         model, config = piper_voice_files()
         self.voice = PiperVoice.load(model, config)
+        options = ort.SessionOptions()
+        if threads > 0:
+            options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.voice.session = ort.InferenceSession(
+            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         self.sample_rate_hz = self.voice.config.sample_rate
         self(_WARM_UP_TEXT)  # the first run of a session pays for its allocations
 

@@ -19,6 +19,7 @@ STANDALONE = {
     "synth": "vcstream.bench.synth:synth_main",
     "clone": "vcstream.bench.clone:clone_main",
     "capacity": "vcstream.bench.capacity:capacity_main",
+    "vocoder_variants": "vcstream.bench.vocoder_variants:vocoder_variants_main",
 }
 # options that only some standalone figures read: attribute -> (flag, those figures' flags)
 OWN_OPTIONS = {

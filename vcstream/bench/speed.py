@@ -36,7 +36,7 @@ def measure_speed(
     if with_piper:
         from vcstream.bench.piper import VOICE, PiperBaseline
 
-        subjects["piper"] = PiperBaseline()
+        subjects["piper"] = PiperBaseline(threads=cfg.device.cpu_threads)
     runs = interleave(subjects, texts, repeat)
     report: dict = {
         "machine": machine_description(),
