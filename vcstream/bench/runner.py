@@ -41,13 +41,17 @@ OWN_OPTIONS = {
 }
 
 
+def _flag(attr: str) -> str:
+    return "--" + attr.replace("_", "-")
+
+
 def _standalone(args: argparse.Namespace):
     chosen = [flag for flag in STANDALONE if getattr(args, flag, False)]
     if len(chosen) > 1:
-        raise InputError("choose one of " + ", ".join(f"--{f}" for f in chosen))
+        raise InputError("choose one of " + ", ".join(_flag(f) for f in chosen))
     for attr, (flag, owners) in OWN_OPTIONS.items():
         if getattr(args, attr, None) and not set(owners) & set(chosen):
-            raise InputError(f"{flag} belongs to " + " or ".join(f"--{o}" for o in owners))
+            raise InputError(f"{flag} belongs to " + " or ".join(_flag(o) for o in owners))
     if not chosen:
         return None
     module, func = STANDALONE[chosen[0]].split(":")
