@@ -3,7 +3,7 @@
     vcstream soak --minutes 60                        # its own daemon, looped capture file
     vcstream soak --minutes 600 --connect ws://127.0.0.1:8765/   # a deployed daemon
 
-The load, all on loopback WebSocket connections:
+The load, all over WebSocket:
 
 * a well-behaved client asks for a line every ``interval_s`` (2 s) and collects its audio;
   every one of its requests must end in ``done`` (a failure is an ``error`` event, a refusal
@@ -14,9 +14,12 @@ The load, all on loopback WebSocket connections:
   expected and counted).
 
 Every ``sample_s`` a row of the series: the daemon's resident memory, threads and open file
-descriptors (from ``status.process``), the well-behaved client's requests ok/failed, and the
+descriptors (from ``status.process``), the well-behaved client's requests ok/failed, the
 frames it received late (more than ``LATE_FRAME_MS`` after the previous one) or lost (gaps in
-``seq``).
+``seq``), the flooder's requests and refusals, and the slow listeners the daemon dropped
+(``status.network.websocket.disconnected_slow``; the slow listener connects again after each),
+and the synthesis real-time factor so far (above about 0.8 this machine cannot keep up with
+the load, and the well-behaved client's lines back up until its own queue refuses them).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 
 from vcstream.net.client import WsClient
 
+MEL_HOP = 256  # samples per mel frame (the synthesis domain's STFT hop)
 TCP_ESTABLISHED = 1  # linux/tcp_states.h
 LATE_FRAME_MS = 120.0  # three 40 ms frames: a stall a listener would hear
 # Short lines: the load stays under real time (audio plays at its own pace). With fair turns
@@ -55,7 +59,8 @@ class SoakSample:
     lost_frames: int
     flood_sent: int
     flood_refused: int
-    slow_reconnects: int
+    slow_dropped: int  # the daemon's count of slow listeners it dropped
+    rtf: float | None  # synthesis + vocoder time per second of audio, since the start
 
 
 @dataclass
@@ -69,7 +74,7 @@ class SoakReport:
 
 HEADER = (
     f"{'t_s':>7} {'rss_mb':>8} {'threads':>7} {'fds':>5} {'ok':>5} {'failed':>6} "
-    f"{'late':>5} {'lost':>5} {'flood':>6} {'refused':>7} {'slow':>5}"
+    f"{'late':>5} {'lost':>5} {'flood':>6} {'refused':>7} {'slow':>5} {'rtf':>5}"
 )
 
 
@@ -77,8 +82,20 @@ def format_sample(s: SoakSample) -> str:
     return (
         f"{s.t_s:7.0f} {s.rss_mb:8.1f} {s.threads:7d} {s.fds:5d} {s.ok:5d} {s.failed:6d} "
         f"{s.late_frames:5d} {s.lost_frames:5d} {s.flood_sent:6d} {s.flood_refused:7d} "
-        f"{s.slow_reconnects:5d}"
+        f"{s.slow_dropped:5d} {'–' if s.rtf is None else f'{s.rtf:.2f}':>5}"
     )
+
+
+def real_time_factor(status: dict) -> float | None:
+    """Seconds of synthesis and vocoding per second of audio made, from a status snapshot."""
+    stages = status.get("stages") or {}
+    synth, vocoder = stages.get("synth") or {}, stages.get("vocoder") or {}
+    frames = float(synth.get("units") or 0)
+    rate = float(status.get("sample_rate_hz") or 22050)
+    if frames <= 0:
+        return None
+    busy_s = (float(synth.get("total_ms", 0)) + float(vocoder.get("total_ms", 0))) / 1000
+    return round(busy_s / (frames * MEL_HOP / rate), 3)
 
 
 class _SlowListener:
@@ -89,8 +106,10 @@ class _SlowListener:
         self.sock: socket.socket | None = None
         self.connects = 0
 
-    def ensure(self) -> None:
-        if self.sock is not None and not self._closed_by_peer():
+    def ensure(self, dropped: bool = False) -> None:
+        """Connected again if the daemon dropped it (``dropped``: its count of slow
+        listeners dropped went up) or the connection is no longer established."""
+        if self.sock is not None and not dropped and not self._closed_by_peer():
             return
         self.close()
         s = socket.create_connection((self.host, self.port), timeout=10)
@@ -143,7 +162,7 @@ async def run_soak(
 
     parts = urlsplit(url)
     report = SoakReport()
-    ok = failed = late = flood_sent = flood_refused = 0
+    ok = failed = late = flood_sent = flood_refused = slow_dropped = 0
     last_arrival: list[float | None] = [None]
 
     good = await WsClient(url, token=token).connect()
@@ -196,6 +215,11 @@ async def run_soak(
     async def sample(t0: float) -> None:
         status = await probe.status()
         proc = status.get("process") or {}
+        nonlocal slow_dropped
+        net = (status.get("network") or {}).get("websocket") or {}
+        dropped = int(net.get("disconnected_slow", 0))
+        await asyncio.to_thread(slow.ensure, dropped > slow_dropped)
+        slow_dropped = dropped
         s = SoakSample(
             t_s=round(time.monotonic() - t0, 1),
             rss_mb=float(proc.get("rss_mb", 0.0)),
@@ -207,12 +231,14 @@ async def run_soak(
             lost_frames=good.stream.seq_gaps,
             flood_sent=flood_sent,
             flood_refused=flood_refused,
-            slow_reconnects=max(0, slow.connects - 1),
+            slow_dropped=dropped,
+            rtf=real_time_factor(status),
         )
         report.samples.append(s)
         if on_sample is not None:
             on_sample(s)
 
+    await asyncio.to_thread(slow.ensure)
     flood_task = asyncio.create_task(flood())
     lines: set[asyncio.Task] = set()
     t0 = time.monotonic()
@@ -222,7 +248,6 @@ async def run_soak(
             now = time.monotonic()
             if now - t0 >= seconds:
                 break
-            await asyncio.to_thread(slow.ensure)
             if now >= next_sample:
                 await sample(t0)
                 next_sample += sample_s
