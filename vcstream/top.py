@@ -46,6 +46,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from vcstream.adapt.summary import describe as describe_adapt
 from vcstream.net import protocol as p
 from vcstream.safetext import one_line
 from vcstream.termscreen import ScreenDiff, full_screen, render_grid
@@ -652,6 +653,7 @@ def _voice_panel(st: DashState, width: int) -> Panel:
                 ("partials", Text(str(v.get("n_partials", "–")), style="bold")),
                 ("convergence", Text(_fmt(conv, 5), style="bold dark_orange")),
                 *_consent_rows(v.get("consent")),
+                ("adapt", Text(describe_adapt(st.status.get("adapt")), style="bold")),
             ]
         ),
         spark,

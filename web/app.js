@@ -4,6 +4,7 @@
 //
 // window.vcstreamStats exposes the page's live counters (connection, audio worklet, history)
 // for tests and for a curious operator's console.
+import { adaptEventLine, describeAdapt } from "./adapt.js";
 import { Player } from "./audio.js";
 import { Connection } from "./connection.js";
 import { ConvergencePlot } from "./plot.js";
@@ -160,6 +161,13 @@ conn.addEventListener("message", (e) => {
       if (m.id && history.has(m.id)) onRequestEvent(m);
       if (!m.to) log(`error ${m.code}: ${m.message}`, "error"); // replies' errors are logged by their sender
       break;
+    case "adapt_progress":
+    case "adapted":
+    case "adapt_error": {
+      const line = adaptEventLine(m);
+      if (line) log(...line);
+      break;
+    }
     case "dropped":
       log(`this page fell behind: ${m.audio_frames} audio frames dropped`, "error");
       break;
@@ -219,6 +227,8 @@ function onStatus(s) {
   inMeter.set(cap.level_dbfs ?? -120);
   $("vad").dataset.on = String(Boolean(cap.voice_active));
   onVoice(s.voice || {});
+  $("adapt-state").textContent = describeAdapt(s.adapt);
+  $("adapt").disabled = !s.adapt || s.adapt.state === "adapting" || s.adapt.state === "unavailable";
   const q = s.queues || {};
   const synth = s.synthesizer || {};
   $("d-synth").textContent = `${synth.name || "–"}${synth.clones === false ? " (does not clone)" : ""}`;
@@ -322,6 +332,7 @@ function toggleFreeze() {
 $("freeze").addEventListener("click", toggleFreeze);
 $("reset").addEventListener("click", () => command({ type: "reset" }, () => "voice reset"));
 $("approve").addEventListener("click", () => command({ type: "consent_approve" }, () => "voice approved"));
+$("adapt").addEventListener("click", () => command({ type: "adapt" }));
 $("save").addEventListener("click", async () => {
   const name = $("voice-name").value.trim();
   if (!name) {

@@ -45,12 +45,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vcstream.adapt.voice import AdaptedVoice
 from vcstream.errors import InputError, NoVoiceError
+
+if TYPE_CHECKING:
+    from vcstream.adapt.voice import AdaptedVoice
 
 MIN_SECONDS = 3.0
 # New sentences (not in any recording) for the before/after similarity measurement.
@@ -99,6 +101,7 @@ def adapt(
     docstring)."""
     from vcstream.adapt.prepare import prepare
     from vcstream.adapt.tune import PLANS, Tuner, plan_for
+    from vcstream.adapt.voice import AdaptedVoice
 
     t0 = time.monotonic()
     deadline = None if max_wall_s is None else t0 + float(max_wall_s)
@@ -202,6 +205,15 @@ def measure_similarity(synthesizer, vocoder, extractor, voice: AdaptedVoice) -> 
         emb = extractor.embedding(np.concatenate(audio))
         out.append(float(np.dot(emb, voice.embedding)))
     return out[0], out[1]
+
+
+def __getattr__(name: str):
+    # torch loads only when an adapted voice is used (`vcstream top` imports the summary)
+    if name == "AdaptedVoice":
+        from vcstream.adapt.voice import AdaptedVoice
+
+        return AdaptedVoice
+    raise AttributeError(name)
 
 
 __all__ = [

@@ -1,0 +1,65 @@
+"""Adaptation on a real person's recordings (a dev-split speaker of the real-voice data,
+Debian hedgewars-data): Whisper transcripts, the model's alignment, a few seeded steps;
+speech in the adapted voice is closer to that speaker's held-out recordings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vcstream.adapt import adapt
+from vcstream.corpus import realvoice as rv
+from vcstream.synth.base import SynthControls, VoiceConditioning
+
+SPEAKER = "hedgewars/Default"  # dev split: tuning on it is allowed
+SENTENCES = ("We should leave early if we want to catch the train.",)
+
+
+@pytest.fixture(scope="module")
+def models():
+    from vcstream.asr import Transcriber
+    from vcstream.corpus.features import FeatureExtractor
+    from vcstream.synth.fastpitch import FastPitchSynthesizer
+    from vcstream.vocoder.hifigan import HifiGanGenerator
+
+    return (
+        FastPitchSynthesizer(),
+        FeatureExtractor(),
+        HifiGanGenerator.from_checkpoint(),
+        Transcriber(),
+    )
+
+
+def _speak(synth, extractor, vocoder, voice: VoiceConditioning) -> np.ndarray:
+    audio = []
+    for text in SENTENCES:
+        mel = torch.cat(list(synth.synthesize(extractor.phonemes(text), voice, SynthControls())), 1)
+        with torch.inference_mode():
+            audio.append(vocoder(mel[None]).reshape(-1).numpy())
+    return np.concatenate(audio)
+
+
+def test_adapting_to_a_real_speaker_moves_the_output_towards_their_other_recordings(models):
+    synth, extractor, vocoder, transcriber = models
+    (speaker,) = rv.get_speakers([SPEAKER])
+    assert speaker.split == "dev"
+    data = rv.build_speaker_set(speaker, (6.0,), held_out_s=8.0)
+    held_out = extractor.embedding(np.concatenate([s.audio for s in data.held_out]))
+    refs = [(s.audio, rv.SAMPLE_RATE_HZ) for s in data.references[6.0]]
+    voice = adapt(
+        synth, refs, seed=0, steps=20, plan="decoder", transcriber=transcriber, extractor=extractor
+    )
+    assert voice.plan == "decoder" and 4.0 < voice.seconds <= 6.5
+    assert voice.transcripts and all(t.strip() for t in voice.transcripts)
+    assert voice.held_out_loss < voice.held_out_loss_before  # early stopping kept progress
+    zero_shot = VoiceConditioning(voice.embedding, voice.log_f0_mean, voice.log_f0_std)
+    before = float(
+        np.dot(extractor.embedding(_speak(synth, extractor, vocoder, zero_shot)), held_out)
+    )
+    after = float(
+        np.dot(
+            extractor.embedding(_speak(synth, extractor, vocoder, voice.conditioning())), held_out
+        )
+    )
+    assert after > before + 0.03, (before, after)
