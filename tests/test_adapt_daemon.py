@@ -87,7 +87,7 @@ def test_live_voice_adapts_in_the_background_and_survives_a_restart(runtime, voi
                 assert await _code(zmq, {"type": "adapt"}) == "already_adapting"
                 # Listeners keep their cadence while the adaptation process works.
                 speaking = asyncio.ensure_future(ws.speak(LINE))
-                for _ in range(600):
+                for _ in range(1800):  # 15 min at most: a shared machine is slow
                     if any(e.get("type") in ("adapted", "adapt_error") for e in events):
                         break
                     await asyncio.sleep(0.5)

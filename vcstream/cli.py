@@ -144,7 +144,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.adapt:
         from vcstream.adapt.cli import adapt_references
 
-        adapted = adapt_references(rt, args.reference, args.transcript, json_out=args.json)
+        adapted = adapt_references(
+            rt, args.reference, args.transcript, json_out=args.json, max_wall_s=args.max_wall_s
+        )
     profile = VoiceProfile(
         args.save,
         ref.conditioning.embedding,
@@ -180,8 +182,11 @@ def cmd_voices(args: argparse.Namespace) -> int:
         if "error" in v:
             print(f"{v['name']:24s} {v['error']}")
         else:
+            adapted = v.get("adapted")
+            tag = f"  adapted ({adapted['plan']}, {adapted['seconds']:.1f} s)" if adapted else ""
             print(
-                f"{v['name']:24s} {v['voiced_seconds']:7.1f} s voiced  {v['created']}  {v['model']}"
+                f"{v['name']:24s} {v['voiced_seconds']:7.1f} s voiced  {v['created']}  "
+                f"{v['model']}{tag}"
             )
     return 0
 
@@ -289,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="TEXT",
         help="--adapt: what each recording says, one text per recording (else Whisper's)",
+    )
+    p.add_argument(
+        "--max-wall-s",
+        type=float,
+        default=60.0,
+        help="--adapt: stop tuning (keeping the best so far) after this many seconds in all "
+        "(default 60)",
     )
     p.add_argument("--json", action="store_true", help="print the saved profile as JSON")
     p.set_defaults(func=cmd_embed)

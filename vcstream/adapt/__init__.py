@@ -27,6 +27,8 @@ pipeline::
 * ``vocoder``: a ``HifiGanGenerator``; when given, the GE2E cosine of speech synthesised
   from new sentences to the recordings is measured before and after (``similarity_before``,
   ``similarity``; about 3 s more).
+* ``precision``: ``"auto"`` (bfloat16 autocast on CUDA or a CPU with native bfloat16,
+  else float32), ``"bf16"`` or ``"fp32"``.
 * ``transcriber`` / ``extractor``: loaded models to reuse (``asr.Transcriber``,
   ``corpus.features.FeatureExtractor``); loaded here when not given.
 
@@ -54,7 +56,10 @@ from vcstream.errors import InputError, NoVoiceError
 if TYPE_CHECKING:
     from vcstream.adapt.voice import AdaptedVoice
 
-MIN_SECONDS = 3.0
+MIN_SECONDS = 3.0  # of recordings given
+# Of speech left after trimming silences and leaving out what Whisper was unsure of (a 3 s
+# recording keeps a little less than 3 s).
+MIN_USABLE_S = 2.0
 # New sentences (not in any recording) for the before/after similarity measurement.
 PROBE_SENTENCES = (
     "The little boat drifted slowly across the quiet lake at sunset.",
@@ -95,7 +100,7 @@ def adapt(
     vocoder=None,
     transcriber=None,
     extractor=None,
-    precision: str = "bf16",
+    precision: str = "auto",
 ) -> AdaptedVoice:
     """Fine-tune ``synthesizer``'s model to the speaker of ``recordings`` (see the module
     docstring)."""
@@ -103,6 +108,10 @@ def adapt(
     from vcstream.adapt.tune import PLANS, Tuner, plan_for
     from vcstream.adapt.voice import AdaptedVoice
 
+    if precision not in ("auto", "bf16", "fp32"):
+        raise InputError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+    if precision == "auto":
+        precision = _auto_precision(synthesizer.device if hasattr(synthesizer, "device") else "cpu")
     t0 = time.monotonic()
     deadline = None if max_wall_s is None else t0 + float(max_wall_s)
     model = getattr(synthesizer, "model", None)
@@ -128,12 +137,15 @@ def adapt(
 
         report("transcribe", 0.0)
         transcriber = Transcriber()
-    report("transcribe", 0.0)
+    else:
+        report("transcribe", 0.0)
     prepared = prepare(recordings, transcripts, extractor=extractor, transcriber=transcriber)
     report("features", 1.0, seconds=round(prepared.seconds, 2))
-    if prepared.seconds < MIN_SECONDS:
+    if prepared.seconds < MIN_USABLE_S:
         raise NotEnoughVoiceError(
-            prepared.seconds, detail="; ".join(prepared.dropped[:3]) if prepared.dropped else ""
+            prepared.seconds,
+            MIN_USABLE_S,
+            detail="; ".join(prepared.dropped[:3]) if prepared.dropped else "",
         )
     if prepared.log_f0 is None:
         raise NoVoiceError("no voiced (pitched) frames in the recordings: nothing to adapt to")
@@ -181,6 +193,18 @@ def adapt(
         report("measure", 1.0)
     voice.wall_s = time.monotonic() - t0
     return voice
+
+
+def _auto_precision(device) -> str:
+    """bfloat16 where it pays: CUDA, or a CPU with native bfloat16 dot products (the
+    trainer measured 1.6x per step there); elsewhere it is emulated, and slower."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return "bf16"
+    from vcstream.vocoder.streaming import cpu_has_native_bf16
+
+    return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
 def measure_similarity(synthesizer, vocoder, extractor, voice: AdaptedVoice) -> tuple[float, float]:

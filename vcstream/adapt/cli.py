@@ -23,7 +23,12 @@ def check_enough_speech(paths: Sequence[str | Path]) -> None:
 
 
 def adapt_references(
-    rt, paths: Sequence[str | Path], transcripts: Sequence[str] | None, *, json_out: bool = False
+    rt,
+    paths: Sequence[str | Path],
+    transcripts: Sequence[str] | None,
+    *,
+    json_out: bool = False,
+    max_wall_s: float | None = 60.0,
 ) -> AdaptedVoice:
     from vcstream.audio.io import read_wav
     from vcstream.corpus.features import FeatureExtractor
@@ -47,18 +52,23 @@ def adapt_references(
                 flush=True,
             )
         elif stage in ("transcribe", "measure") and fraction == 0.0:
-            print(f"adapting: {stage}...", file=sys.stderr, flush=True)
+            # after the tuning line (drawn with \r), on a line of its own
+            print(
+                f"{chr(10) if stage == 'measure' else ''}adapting: {stage}...",
+                file=sys.stderr,
+                flush=True,
+            )
 
     voice = adapt(
         rt.synthesizer,
         recordings,
         transcripts=transcripts,
         progress=progress,
+        max_wall_s=max_wall_s,
         vocoder=rt.generator,
         extractor=extractor,
     )
     if not json_out:
-        print(file=sys.stderr)
         m = voice.metadata()
         print(
             f"adapted ({m['plan']}, {m['parameters']} parameters) on {m['seconds']:.1f} s of "

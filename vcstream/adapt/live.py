@@ -30,7 +30,9 @@ from vcstream.errors import InputError, NoVoiceError, VcstreamError
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ = 16000  # what the embedder's voice-activity gate passes on
-READY_TIMEOUT_S = 300.0  # loading Whisper, GE2E, FastPitch and HiFi-GAN on a busy machine
+# Loading Whisper, GE2E, FastPitch and HiFi-GAN at low priority: over 5 minutes measured on
+# a 2-core machine shared with seven other heavy jobs.
+READY_TIMEOUT_S = 900.0
 
 
 class AlreadyAdaptingError(VcstreamError):

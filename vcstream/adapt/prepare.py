@@ -32,10 +32,8 @@ class Utterance:
     mel: np.ndarray  # [80, T] log-mel
     f0_hz: np.ndarray  # [T], 0 where unvoiced
     audio: np.ndarray  # 22050 Hz, cleaned (trimmed, level-normalised)
-
-    @property
-    def seconds(self) -> float:
-        return len(self.audio) / SAMPLE_RATE_HZ
+    # Of the speaker's recordings, not counting the pauses put between them for Whisper.
+    seconds: float
 
 
 @dataclass
@@ -66,8 +64,11 @@ def _check_recordings(recordings: Sequence[tuple[np.ndarray, int]]) -> None:
             raise InputError(f"recording {i}: sample rate {sr!r} Hz is not supported")
 
 
-def _pieces(transcriber, audio_22k: np.ndarray, dropped: list[str]) -> list[tuple[np.ndarray, str]]:
-    """Cut one recording into (audio, Whisper text) pieces of at most MAX_UTTERANCE_S."""
+def _pieces(
+    transcriber, audio_22k: np.ndarray, dropped: list[str], gap: np.ndarray
+) -> list[tuple[np.ndarray, str, float]]:
+    """Cut a stream into (audio, Whisper text, seconds of recording in it) pieces of at most
+    MAX_UTTERANCE_S; ``gap`` marks the samples of the pauses put between recordings."""
     segments = transcriber.segments(audio_22k, SAMPLE_RATE_HZ)
     good = []
     for s in segments:
@@ -90,7 +91,8 @@ def _pieces(transcriber, audio_22k: np.ndarray, dropped: list[str]) -> list[tupl
     for g in groups:
         a = max(0, int((g[0].start_s - CUT_MARGIN_S) * SAMPLE_RATE_HZ))
         b = min(n, int((g[-1].end_s + CUT_MARGIN_S) * SAMPLE_RATE_HZ))
-        out.append((audio_22k[a:b], " ".join(s.text for s in g)))
+        own = (b - a - int(gap[a:b].sum())) / SAMPLE_RATE_HZ
+        out.append((audio_22k[a:b], " ".join(s.text for s in g), own))
     return out
 
 
@@ -134,17 +136,20 @@ def prepare(
     pieces: list[tuple[np.ndarray, str]] = []
     audios = [resample(np.asarray(a, np.float32), int(sr), SAMPLE_RATE_HZ) for a, sr in recordings]
     if transcripts is not None:
-        pieces = list(zip(audios, transcripts, strict=True))
+        pieces = [(a, t, len(a) / SAMPLE_RATE_HZ) for a, t in zip(audios, transcripts, strict=True)]
     else:
         # One stream, recordings apart by a short pause: Whisper pads every call to a 30 s
         # window, so thirty 1 s clips cost thirty windows one by one and one window joined.
-        gap = np.zeros(int(JOIN_GAP_S * SAMPLE_RATE_HZ), np.float32)
-        stream = np.concatenate([x for a in audios for x in (a, gap)])
-        pieces = _pieces(transcriber, stream, dropped)
+        pause = np.zeros(int(JOIN_GAP_S * SAMPLE_RATE_HZ), np.float32)
+        stream = np.concatenate([x for a in audios for x in (a, pause)])
+        gap = np.concatenate(
+            [x for a in audios for x in (np.zeros(len(a), bool), np.ones(len(pause), bool))]
+        )
+        pieces = _pieces(transcriber, stream, dropped, gap)
         if not pieces:
             dropped.append("Whisper heard no words")
     utterances = []
-    for audio, text in pieces:
+    for audio, text, own_s in pieces:
         try:
             x = clean_audio(audio, SAMPLE_RATE_HZ)
         except NoVoiceError:
@@ -160,7 +165,9 @@ def prepare(
             dropped.append(f"{text[:40]!r}: too few frames for its {len(phonemes)} phonemes")
             continue
         mel, f0 = mel_and_f0(x)
-        utterances.append(Utterance(text, phonemes, mel, f0, x))
+        utterances.append(
+            Utterance(text, phonemes, mel, f0, x, min(own_s, len(x) / SAMPLE_RATE_HZ))
+        )
     if not utterances:
         raise NoVoiceError(
             "no usable speech in the recordings"
