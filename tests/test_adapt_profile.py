@@ -139,3 +139,14 @@ def test_adapt_command_parses():
     assert isinstance(p.parse_command('{"type": "adapt", "id": "a1"}'), p.Adapt)
     with pytest.raises(p.ProtocolError, match="unknown field"):
         p.parse_command('{"type": "adapt", "steps": 3}')
+
+
+def test_embed_adapt_with_too_little_voice_says_how_much_more(tmp_path, capsys):
+    from vcstream.audio.io import write_wav
+    from vcstream.cli import main
+
+    wav = tmp_path / "short.wav"
+    write_wav(wav, 0.1 * np.sin(np.arange(16000 * 2) * 0.05).astype(np.float32), 16000)
+    assert main(["embed", str(wav), "--save", "shorty", "--adapt"]) == 2
+    err = capsys.readouterr().err
+    assert "needs at least 3 s of speech; 2.0 s usable, 1.0 s more needed" in err
