@@ -60,7 +60,7 @@ def _log(arrivals: list[float], silent: list[bool]):
 
     log = StreamLog("r1")
     for a, s in zip(arrivals, silent, strict=True):
-        log.add(a, s, 882)
+        log.add(a, s, 882, round(a * 1e9))
     return log
 
 
@@ -76,6 +76,7 @@ def test_a_stream_is_judged_on_its_cadence_and_underruns() -> None:
     bad = judge_stream(_log(late, [False] * 10), period, sent_s=0.5)
     assert not bad["ok"] and "behind the cadence" in bad["reason"]
     assert bad["max_late_ms"] == pytest.approx(60.0, abs=1.0)  # 10 ms jitter + 50 ms
+    assert bad["pacer_max_late_ms"] == pytest.approx(60.0, abs=1.0)
     gap = judge_stream(_log(on_time, [False] * 4 + [True] + [False] * 5), period, sent_s=0.5)
     assert not gap["ok"] and gap["underrun_frames"] == 1
     assert not judge_stream(_log([1.0], [True]), period, sent_s=0.5)["ok"]

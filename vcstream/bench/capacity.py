@@ -40,11 +40,14 @@ class StreamLog:
     request_id: str
     arrivals: list[float] = field(default_factory=list)
     silent: list[bool] = field(default_factory=list)
+    stamps_ns: list[int] = field(default_factory=list)  # the daemon's send stamps (monotonic)
     samples: int = 0
 
-    def add(self, now: float, silent: bool, samples: int) -> None:
+    def add(self, now: float, silent: bool, samples: int, stamp_ns: int | None = None) -> None:
         self.arrivals.append(now)
         self.silent.append(silent)
+        if stamp_ns is not None:
+            self.stamps_ns.append(stamp_ns)
         if not silent:
             self.samples += samples
 
@@ -58,6 +61,10 @@ def judge_stream(log: StreamLog, period_s: float, sent_s: float) -> dict[str, An
     start = audible[0]
     arrivals, silent = log.arrivals[start:], log.silent[start:]
     late_s = [a - (arrivals[0] + k * period_s) for k, a in enumerate(arrivals)]
+    # The same cadence by the daemon's own stamps: how much of the lateness is its pacer's
+    # (the rest is the transport's and this client's).
+    stamps = [t / 1e9 for t in log.stamps_ns[start:]]
+    pacer_late_s = [t - (stamps[0] + k * period_s) for k, t in enumerate(stamps)]
     underruns = sum(silent)
     worst = max(late_s)
     reasons = []
@@ -71,6 +78,7 @@ def judge_stream(log: StreamLog, period_s: float, sent_s: float) -> dict[str, An
         "frames": len(arrivals),
         "underrun_frames": underruns,
         "max_late_ms": round(1000 * worst, 1),
+        "pacer_max_late_ms": round(1000 * max(pacer_late_s), 1) if pacer_late_s else None,
         "time_to_first_audio_ms": round(1000 * (arrivals[0] - sent_s), 1),
         "audio_seconds": None,  # set by the caller, who knows the sample rate
     }
@@ -87,7 +95,7 @@ async def _speak_all(
 
         def on_audio(header, pcm, now, log=log) -> None:
             if header.request_id == log.request_id:
-                log.add(now, header.silence, len(pcm))
+                log.add(now, header.silence, len(pcm), header.timestamp_ns)
 
         client.stream.on_audio = on_audio
 
@@ -228,6 +236,7 @@ def capacity_table(report: dict[str, Any]):  # returns a rich Table
         "streams",
         "result",
         "worst late ms",
+        "of which pacer ms",
         "underrun frames",
         "TTFA max ms",
         "why not",
@@ -237,12 +246,14 @@ def capacity_table(report: dict[str, Any]):  # returns a rich Table
         for lv in r["levels"]:
             s = lv["per_stream"]
             late = [x["max_late_ms"] for x in s if "max_late_ms" in x]
+            pacer = [x["pacer_max_late_ms"] for x in s if x.get("pacer_max_late_ms") is not None]
             ttfa = [x["time_to_first_audio_ms"] for x in s if "time_to_first_audio_ms" in x]
             table.add_row(
                 quality,
                 str(lv["streams"]),
                 "real time" if lv["ok"] else "FAILED",
                 f"{max(late):.0f}" if late else "-",
+                f"{max(pacer):.0f}" if pacer else "-",
                 str(sum(x.get("underrun_frames", 0) for x in s)),
                 f"{max(ttfa):.0f}" if ttfa else "-",
                 "; ".join(sorted({x["reason"] for x in s if x.get("reason")})),
