@@ -18,14 +18,15 @@ import threading
 import time
 
 import pytest
-from netutil import daemon_config
+from netutil import daemon_config, wait_until
 from notifyutil import NotifySocket
 
+from vcstream.capture import SoundDeviceSource
 from vcstream.daemon import start_daemon
 from vcstream.hub import AudioFrame
 from vcstream.liveness import Heartbeat, LoopWatch
 from vcstream.sdnotify import Notifier
-from vcstream.testing import FakeClock, FaultySynthesizer, RecordingPublisher
+from vcstream.testing import FakeClock, FakeSoundDevice, FaultySynthesizer, RecordingPublisher
 from vcstream.watchdog import ServiceWatchdog
 
 WATCHDOG_USEC = 400_000  # pings every 0.2 s
@@ -243,3 +244,67 @@ def test_vcstream_serve_under_a_notify_socket(tmp_path):
             proc.kill()
             proc.wait()
         notify.close()
+
+
+# ---- capture recovery -----------------------------------------------------------------
+def _capture_daemon(runtime, voices_dir, notify, device):
+    cfg = _config(voices_dir)
+    cfg.capture.source = "sounddevice"
+    cfg.capture.stall_s = 0.3
+    cfg.capture.retry_initial_s = 0.1
+    cfg.capture.retry_max_s = 0.4
+    source = SoundDeviceSource(cfg.capture, backend=device)
+    return start_daemon(
+        cfg, runtime, notifier=Notifier.from_env(notify.env(WATCHDOG_USEC)), source=source
+    )
+
+
+def test_capture_device_lost_degrades_retries_and_recovers(runtime, voices_dir, notify):
+    device = FakeSoundDevice()
+    d = _capture_daemon(runtime, voices_dir, notify, device)
+    try:
+        rec = RecordingPublisher(d.engine.hub)
+        wait_until(lambda: d.engine.source.callbacks > 5, 10, "audio from the device")
+        assert d.engine.status()["capture"]["state"] == "ok"
+        device.unplug()
+        lost = rec.wait_for("capture", timeout=10)
+        assert lost.data["state"] == "degraded" and "no audio" in lost.data["reason"]
+        wait_until(lambda: device.open_failures >= 3, 10, "three reopen attempts")
+        capture = d.engine.status()["capture"]
+        assert capture["state"] == "degraded" and capture["retries"] >= 3
+        assert capture["next_retry_s"] <= 0.4 and capture["degraded_s"] > 0
+        _wait_status(notify, "idle; capture degraded: no audio from the input device", 5)
+        # Degraded is not wedged: the pings go on, and so does the rest of the daemon.
+        since = time.monotonic()
+        d.engine.speak(request_id="deg", text="Hi.")
+        assert rec.wait_for("done", "deg", timeout=60).data["cancelled"] is False
+        assert _pings(notify, since) >= 2
+        device.plug()
+        wait_until(lambda: d.engine.status()["capture"]["state"] == "ok", 10, "recovery")
+        changes = [e.data for e in rec.events if e.type == "capture"]
+        # one event per change of state or of reason: gone quiet, then cannot be opened
+        assert [c["state"] for c in changes] == ["degraded", "degraded", "ok"]
+        assert "cannot open input device" in changes[1]["reason"]
+        assert d.engine.status()["capture"]["recoveries"] == 1
+        heard = d.engine.source.callbacks
+        wait_until(lambda: d.engine.source.callbacks > heard + 5, 10, "audio after recovery")
+    finally:
+        d.stop()
+
+
+def test_capture_driver_that_hangs_stops_the_pings(runtime, voices_dir, notify):
+    device = FakeSoundDevice()
+    device.hang_on_close = threading.Event()
+    d = _capture_daemon(runtime, voices_dir, notify, device)
+    try:
+        ready_at = notify.wait_for("READY=1", timeout=10)
+        time.sleep(0.5)
+        assert _pings(notify, ready_at) >= 2
+        device.unplug()  # the supervisor closes the dead stream, and the close hangs
+        stalled_at = _wait_status(notify, "STALLED: capture loop stuck", timeout=LIMIT_S + 5)
+        _assert_withheld(notify, stalled_at)
+        device.hang_on_close.set()
+        notify.wait_for("WATCHDOG=1", timeout=5, since=stalled_at)
+    finally:
+        device.hang_on_close.set()
+        d.stop()

@@ -2,11 +2,14 @@
 
 Each source writes float32 mono at ``sample_rate_hz`` into its own preallocated
 ``SampleRing``; the engine's embedder thread reads from that ring. Sources are chosen
-from the ``[capture]`` config by ``open_source``.
+from the ``[capture]`` config by ``open_source``. A source that can fail while running (a
+sound device that is unplugged) has ``check()``, which names the fault or returns None; the
+engine's ``CaptureSupervisor`` polls it and reopens the source with backoff.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -53,15 +56,31 @@ def device_arg(device: str) -> int | str | None:
 
 
 class SoundDeviceSource:
-    """Microphone input. The callback only copies into the ring and counts status flags."""
+    """Microphone input. The callback only copies into the ring and counts status flags.
 
-    def __init__(self, cfg: CaptureConfig) -> None:
+    ``backend`` is the python-sounddevice module (imported at ``start``) or a stand-in with
+    its ``InputStream`` (``vcstream.testing.FakeSoundDevice``).
+    """
+
+    def __init__(
+        self,
+        cfg: CaptureConfig,
+        *,
+        backend=None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = "sounddevice"
         self.sample_rate_hz = cfg.sample_rate_hz
         self.ring = SampleRing(int(cfg.ring_seconds * cfg.sample_rate_hz))
         self._block = int(cfg.sample_rate_hz * cfg.block_ms / 1000)
         self._device = device_arg(cfg.device)
+        self._backend = backend
+        self._clock = clock
+        self._stall_s = cfg.stall_s
         self._stream = None
+        self._ended = False  # set by PortAudio's thread when the stream stops by itself
+        self._seen_callbacks = 0
+        self._seen_t = 0.0
         self.input_overflows = 0
         self.input_underflows = 0
         self.callbacks = 0
@@ -76,27 +95,55 @@ class SoundDeviceSource:
         self.ring.write(indata[:, 0])
         self.callbacks += 1
 
+    def _finished(self) -> None:
+        self._ended = True
+
     def start(self) -> None:
-        sd = import_sounddevice()
+        sd = self._backend or import_sounddevice()
+        self._ended = False
+        stream = None
         try:
-            self._stream = sd.InputStream(
+            stream = sd.InputStream(
                 samplerate=self.sample_rate_hz,
                 blocksize=self._block,
                 device=self._device,
                 channels=1,
                 dtype="float32",
                 callback=self._callback,
+                finished_callback=self._finished,
             )
-            self._stream.start()
+            stream.start()
         except Exception as err:  # PortAudioError, ValueError for unknown devices
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.close()
             raise DeviceUnavailableError(f"cannot open input device: {err}") from err
+        self._stream = stream
+        self._seen_callbacks, self._seen_t = self.callbacks, self._clock()
         log.info("capturing from sound device %r at %d Hz", self._device, self.sample_rate_hz)
 
+    def check(self) -> str | None:
+        """Why the device is not delivering audio, or None while it is."""
+        if self._stream is None:
+            return "input stream is not open"
+        if self._ended:
+            return "input stream stopped (device error or removed)"
+        now = self._clock()
+        if self.callbacks != self._seen_callbacks:
+            self._seen_callbacks, self._seen_t = self.callbacks, now
+            return None
+        if now - self._seen_t > self._stall_s:
+            # An unplugged USB microphone often just goes quiet: no callback, no error.
+            return f"no audio from the input device for {now - self._seen_t:.1f} s"
+        return None
+
     def stop(self) -> None:
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-            self._stream = None
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+            finally:
+                stream.close()
 
     def stats(self) -> dict:
         return {

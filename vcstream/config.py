@@ -31,6 +31,9 @@ class CaptureConfig:
     sample_rate_hz: int = 16000
     block_ms: int = 20
     ring_seconds: float = 10.0
+    stall_s: float = 2.0
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 30.0
 
 
 @dataclass

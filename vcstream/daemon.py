@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vcstream.app import Runtime, build_runtime
-from vcstream.capture import NullSource, open_source
+from vcstream.capture import CaptureSource, open_source
 from vcstream.config import Config
 from vcstream.engine import Engine
 from vcstream.errors import DeviceUnavailableError
@@ -37,9 +37,12 @@ SHUTDOWN_FLUSH_S = 0.2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def build_engine(cfg: Config, runtime: Runtime | None = None) -> Engine:
+def build_engine(
+    cfg: Config, runtime: Runtime | None = None, source: CaptureSource | None = None
+) -> Engine:
+    """``source`` replaces the capture edge the config names (a fake device in tests)."""
     runtime = runtime or build_runtime(cfg)
-    source = open_source(cfg.capture)
+    source = source or open_source(cfg.capture)
     hub = Hub()
     adapter = _build_adapter(cfg, runtime, hub)
     transcriber = None
@@ -80,16 +83,6 @@ def _build_adapter(cfg: Config, runtime: Runtime, hub: Hub):
         checkpoint=None if path is None else str(path),
         checkpoint_id=getattr(synth, "checkpoint_id", None),
     )
-
-
-def _start_engine(engine: Engine) -> None:
-    """Start, degrading to network-only when the sound device is missing, and saying so."""
-    try:
-        engine.start()  # starts the capture source before any thread
-    except DeviceUnavailableError as err:
-        log.warning("%s; running without voice input (network only)", err)
-        engine.source = NullSource(engine.cfg.capture, reason=str(err))
-        engine.start()
 
 
 def _start_playback(cfg: Config, engine: Engine):
@@ -136,7 +129,7 @@ async def run(
 
     notifier = notifier or Notifier()
     notifier.status("starting the engine and the network")
-    _start_engine(engine)
+    engine.start()  # a missing sound device: capture degraded and retried, network on
     sink = _start_playback(cfg, engine)
     service = NetworkService(cfg, engine, web_dir)
     watchdog_task = None
@@ -226,9 +219,10 @@ def start_daemon(
     timeout: float = 60.0,
     web_dir: Path = WEB_DIR,
     notifier: Notifier | None = None,
+    source: CaptureSource | None = None,
 ) -> RunningDaemon:
     """Start the full daemon on a background thread and return once it is listening."""
-    engine = build_engine(cfg, runtime)
+    engine = build_engine(cfg, runtime, source)
     ready = threading.Event()
     box: dict = {}
 

@@ -33,6 +33,7 @@ import torch
 
 from vcstream import safetext
 from vcstream.capture import CaptureSource
+from vcstream.capture_supervisor import CaptureSupervisor
 from vcstream.config import Config
 from vcstream.consent import (
     GRANTED,
@@ -119,6 +120,8 @@ class Engine:
         self.pipeline = pipeline
         self.embedder = embedder
         self.source = source
+        # Reopens a failed capture device with backoff; polled by the capture loop.
+        self.capture = CaptureSupervisor(source, cfg.capture, on_change=self._capture_changed)
         self.voices = voices
         self.model_name = model_name
         self.device = device
@@ -172,7 +175,7 @@ class Engine:
 
     # ---- lifecycle -------------------------------------------------------------
     def start(self) -> None:
-        self.source.start()
+        self.capture.start()  # a missing device leaves capture degraded and retried
         for name, target in (
             ("embed", self._embed_loop),
             ("synth", self._synth_loop),
@@ -208,7 +211,10 @@ class Engine:
         with self._queued:
             self._queued.notify_all()
         self._outbuf.close()
-        self.source.stop()
+        for t in self._threads:  # the capture loop owns the source until it has ended
+            if t.name == "vcstream-embed":
+                t.join(timeout=5)
+        self.capture.stop()
         if self.adapter is not None:
             self.adapter.close()
         for t in self._threads:
@@ -433,6 +439,9 @@ class Engine:
             return "live"
         return "default" if default else "none"
 
+    def _capture_changed(self, state: dict) -> None:
+        self.hub.publish(Event("capture", None, {"source": self.source.name, **state}))
+
     def _embedding_event(self) -> dict:
         """Publish the voice state and return it."""
         state = self.voice_state()
@@ -605,6 +614,7 @@ class Engine:
             "frame_ms": self.cfg.output.frame_ms,
             "capture": {
                 **self.source.stats(),
+                **self.capture.stats(),
                 "level_dbfs": round(self._last_input_dbfs, 1),
                 "voice_active": self._voice_active,
             },
@@ -637,6 +647,7 @@ class Engine:
         piece = max(1, round(EMBED_PIECE_S * self.source.sample_rate_hz))
         while not self._stop.wait(EMBED_POLL_S):
             heartbeat.beat()
+            self.capture.poll()
             if ring.available():
                 audio = ring.read()
                 for start in range(0, len(audio), piece):

@@ -3,6 +3,8 @@
 * ``ArraySource`` / ``SineSource``: capture sources that put given audio in the ring.
 * ``RecordingPublisher``: a hub listener that records frames and events and can wait.
 * ``FakeClock``: a monotonic clock whose ``sleep`` advances time instantly.
+* ``FakeSoundDevice``: a stand-in for the python-sounddevice module with one input device
+  that can be unplugged, plugged in again, or made to hang when closed.
 * ``FaultySynthesizer``: wraps a real synthesiser and injects a fault into its next call
   (an exception such as an out-of-memory, or a call that hangs).
 """
@@ -144,3 +146,91 @@ class FaultySynthesizer:
                 else:
                     raise fault
             yield mel
+
+
+class FakeSoundDevice:
+    """The part of python-sounddevice that ``SoundDeviceSource`` uses, with one microphone.
+
+    While plugged in, an open stream calls its callback with ``audio`` (looped) in real-time
+    paced blocks on its own thread, as PortAudio does. ``unplug()`` makes open streams go
+    quiet (no callback, no error: what an ALSA USB microphone does when pulled) and opening
+    fail; ``plug()`` lets it open again. ``hang_on_close`` makes ``close()`` block until it is
+    set: a driver that hangs.
+    """
+
+    class PortAudioError(Exception):
+        pass
+
+    def __init__(self, audio: np.ndarray | None = None, sample_rate_hz: int = 16000) -> None:
+        self.audio = (
+            np.asarray(audio, np.float32)
+            if audio is not None
+            else (0.1 * np.sin(2 * np.pi * 220 * np.arange(sample_rate_hz) / sample_rate_hz))
+        ).astype(np.float32)
+        self.present = threading.Event()
+        self.present.set()
+        self.hang_on_close: threading.Event | None = None
+        self.opened = 0
+        self.open_failures = 0
+        self.streams: list[FakeInputStream] = []
+
+    def unplug(self) -> None:
+        self.present.clear()
+
+    def plug(self) -> None:
+        self.present.set()
+
+    def InputStream(self, **kwargs) -> FakeInputStream:  # sounddevice's name
+        if not self.present.is_set():
+            self.open_failures += 1
+            raise self.PortAudioError("Error querying device -1")
+        self.opened += 1
+        stream = FakeInputStream(self, **kwargs)  # kwargs as sounddevice.InputStream takes
+        self.streams.append(stream)
+        return stream
+
+
+class _NoFlags:
+    input_overflow = input_underflow = False
+
+    def __bool__(self) -> bool:
+        return False
+
+
+class FakeInputStream:
+    def __init__(
+        self, owner: FakeSoundDevice, *, samplerate, blocksize, callback, **_ignored
+    ) -> None:
+        self._device = owner
+        self._block = int(blocksize)
+        self._period = self._block / float(samplerate)
+        self._callback = callback
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.closed = False
+
+    def _run(self) -> None:
+        audio, pos = self._device.audio, 0
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            if self._device.present.is_set():
+                block = np.take(audio, np.arange(pos, pos + self._block), mode="wrap")
+                pos = (pos + self._block) % len(audio)
+                self._callback(block[:, None], self._block, None, _NoFlags())
+            next_t += self._period
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fake-portaudio", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._device.hang_on_close is not None:
+            self._device.hang_on_close.wait()
+        self.closed = True
