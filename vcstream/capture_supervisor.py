@@ -102,7 +102,7 @@ class CaptureSupervisor:
             self._degraded_since = now
             self._backoff_s = self.retry_initial_s
             log.warning(
-                "capture degraded: %s; retrying in %g s (set [capture] source = \"none\" or "
+                'capture degraded: %s; retrying in %g s (set [capture] source = "none" or '
                 "serve --no-capture to run without voice input)",
                 reason,
                 self._backoff_s,
