@@ -50,7 +50,7 @@ from vcstream.encoder.vad import voiced_audio
 from vcstream.errors import ConsentError, ForbiddenError, InputError, VcstreamError
 from vcstream.hub import AudioFrame, Event, Hub
 from vcstream.liveness import Heartbeat
-from vcstream.memory import release_free_memory
+from vcstream.memory import recover_from_oom, release_free_memory
 from vcstream.metrics import Metrics
 from vcstream.outbuf import OutputBuffer
 from vcstream.pipeline import PreparedText, SpeechPipeline
@@ -62,6 +62,7 @@ from vcstream.voices import VoiceProfile, VoiceStore, check_name
 log = logging.getLogger(__name__)
 
 MODES = ("queue", "interrupt")
+OUT_OF_MEMORY = "out_of_memory"  # error code of a request that exhausted memory
 # Fits the wire header's 32-byte field; fullmatch, since "$" also matches before a final "\n".
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,32}")
 METRICS_PERIOD_S = 0.1
@@ -706,6 +707,7 @@ class Engine:
             self.hub.publish(Event("started", rid, {"sentences": len(req.prepared.sentences)}))
             voice = req.voice or self._live_conditioning()
             heartbeat.set_busy(True)  # the synthesis-call limit applies until it returns
+            out_of_memory = False
             # A request failed meanwhile (by the watchdog) stops here, and its stale chunks
             # are refused under the buffer's lock: its id may already be another request's.
             live = lambda req=req: not req.finished  # noqa: E731
@@ -726,6 +728,12 @@ class Engine:
                     self._finish(req, cancelled=True)
                 else:
                     self._outbuf.end(rid)
+            except (torch.OutOfMemoryError, MemoryError) as err:
+                # One request too big for the memory left: it fails, the daemon goes on.
+                out_of_memory = True
+                log.error("synthesis ran out of memory on request %s: %s", rid, err)
+                self.metrics.incr("synth_out_of_memory")
+                self._fail(req, OUT_OF_MEMORY, "synthesis ran out of memory on this request")
             except VcstreamError as err:
                 self._fail(req, err.code, str(err))
             except Exception as err:
@@ -736,6 +744,8 @@ class Engine:
                 with self._lock:
                     self._current = None
                 last_done, trim_pending = time.monotonic(), True
+            if out_of_memory:  # outside the handler: its traceback held the tensors
+                recover_from_oom()
 
     def _next_request(self, timeout: float) -> SpeakRequest | None:
         """The next request in fair order, once the output buffer has room for it.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 
 
 @functools.cache
@@ -38,3 +39,14 @@ def release_free_memory() -> bool:
         return False
     fn(0)
     return True
+
+
+def recover_from_oom() -> None:
+    """After an out-of-memory: drop the failed request's tensors (cycles included), hand the
+    CUDA allocator's cached blocks back, and trim the heap, so the next request has room."""
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+    release_free_memory()
