@@ -359,6 +359,21 @@ def test_state_and_screen_follow_the_stream():
     assert "last error: connection refused" in screen
 
 
+def test_screen_shows_a_degraded_capture_and_stuck_loops():
+    from vcstream.top import DashState
+
+    st = DashState("ws://127.0.0.1:8765/")
+    st.on_connected({"type": "hello", "sample_rate_hz": 22050})
+    st.on_message(_status())
+    assert "degraded" not in _screen(st) and "stuck:" not in _screen(st)
+    capture = {"source": "sounddevice", "xruns": 0, "state": "degraded",
+               "reason": "no audio from the input device for 2.1 s"}  # fmt: skip
+    st.on_message(_status(capture=capture, watchdog={"state": "stalled", "stalled": ["synth"]}))
+    screen = _screen(st)
+    assert "capture degraded: no audio from the" in screen  # wrapped at the panel edge
+    assert "stuck: synth" in screen
+
+
 def test_keys_become_control_messages():
     from vcstream.top import Controller, DashState
 

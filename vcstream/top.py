@@ -578,6 +578,9 @@ def _header(st: DashState, now: float) -> Text:
     else:
         t.append(" ○ waiting for daemon ", style="bold white on red")
     t.append(f" {st.url}", style="bold")
+    stalled = (s.get("watchdog") or {}).get("stalled")
+    if stalled:  # systemd's watchdog pings are withheld: a restart follows
+        t.append(f"  stuck: {', '.join(stalled)} ", style="bold white on red")
     if s:
         synth = s.get("synthesizer") or {}
         clones = "" if synth.get("clones", True) else " (does not clone)"
@@ -626,6 +629,8 @@ def _levels_panel(st: DashState, now: float, width: int) -> Panel:
         f"lost {st.seq_gaps} (seq gaps), dropped {st.dropped_by_daemon}",
         style="grey70",
     )
+    if cap.get("state") == "degraded":  # the device failed and is being reopened
+        info.append(f"\ncapture degraded: {cap.get('reason', '')}", style="bold red")
     return Panel(Group(rows, info), title="levels", title_align="left", border_style="grey50")
 
 
