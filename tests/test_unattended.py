@@ -375,9 +375,13 @@ def test_synthesis_exception_or_oom_fails_that_request_and_the_stream_goes_on(da
     worst = gaps.index(max(gaps))
     when = {rid: round(frames[worst][0] - t, 2) for rid, (t, _) in events.items()}
     assert max(gaps) < 1.0, f"the stream stalled for {max(gaps):.2f} s (vs. ends: {when})"
-    failed_at = events["oom"][0]
-    after = [h for t, h, _ in frames if failed_at < t < events["mem"][0]]
-    assert after and all(h.silence for h in after if h.request_id in ("oom", "boom", "mem", ""))
+    # Between the first failure and the last request, the daemon published flagged silence
+    # (by its own clock: WebSocket audio and events travel in separate queues). One frame the
+    # pacer had taken just before the failure cleared the request's audio may trail it.
+    failed_ns, started_ns = events["oom"][1]["timestamp_ns"], events["mem"][1]["timestamp_ns"]
+    between = [h for _, h, _ in frames if failed_ns < h.timestamp_ns < started_ns]
+    assert between and all(h.silence for h in between if h.request_id != "oom")
+    assert sum(not h.silence for h in between if h.request_id == "oom") <= 1
     status = daemon.engine.status()
     assert status["counters"].get("synth_out_of_memory") == 2
     history = {row["id"]: row for row in status["history"]}
