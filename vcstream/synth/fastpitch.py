@@ -543,7 +543,8 @@ class FastPitchSynthesizer:
     def model_for(self, adapted: AdaptedParams | None) -> FastPitch:
         """The model to speak with: the checkpoint's own, or a copy carrying a voice's
         adapted parameters (built once, then kept among the last ``ADAPTED_MODELS_KEPT``).
-        Parameters tuned on another checkpoint are refused."""
+        Parameters tuned on another checkpoint are refused (even none: an adaptation that
+        kept the checkpoint's own values still belongs to that checkpoint)."""
         if adapted is None:
             return self.model
         if adapted.checkpoint_id != self.checkpoint_id:
@@ -552,6 +553,8 @@ class FastPitchSynthesizer:
                 f"synthesiser runs checkpoint {self.checkpoint_id}: adapt it again "
                 "(`vcstream embed ... --adapt`) or use the checkpoint it was made with"
             )
+        if not adapted.params:
+            return self.model
         with self._adapted_lock:
             model = self._adapted.get(adapted.key)
             if model is not None:
