@@ -52,7 +52,7 @@ def _recordings() -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def evaluate(lite_path: str | None, png: Path | None) -> dict:
+def evaluate(lite_path: str | None, png: Path | None, sentences: int = len(SENTENCES)) -> dict:
     from vcstream.asr import Transcriber, character_error_rate
     from vcstream.audio.io import resample
     from vcstream.encoder.embed import embed_utterance
@@ -86,7 +86,7 @@ def evaluate(lite_path: str | None, png: Path | None) -> dict:
     asr = Transcriber()
     cer: dict[str, list[float]] = {"full": [], "lite": []}
     synth_dists = []
-    for i, text in enumerate(SENTENCES):
+    for i, text in enumerate(SENTENCES[:sentences]):
         for j, voice in enumerate(voices[:3]):
             mel = torch.cat(
                 [
@@ -118,7 +118,7 @@ def evaluate(lite_path: str | None, png: Path | None) -> dict:
     }
 
 
-def main(lite_path: str | None, png: str | None) -> int:
-    report = evaluate(lite_path, Path(png) if png else None)
+def main(lite_path: str | None, png: str | None, sentences: int = len(SENTENCES)) -> int:
+    report = evaluate(lite_path, Path(png) if png else None, sentences)
     print(json.dumps(report, indent=1))
     return 0

@@ -79,6 +79,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "copy-synthesis GE2E cosine, multi-resolution STFT distance); JSON on stdout",
     )
     p.add_argument("--png", help="--evaluate: also write V1-over-lite spectrograms here")
+    p.add_argument("--sentences", type=int, default=6, help="--evaluate: sentences (at most 6)")
     return p.parse_args(argv)
 
 
@@ -342,7 +343,7 @@ def main(argv: list[str]) -> int:
     if args.evaluate is not None:
         from vcstream.vocoder.lite_eval import main as evaluate
 
-        return evaluate(args.evaluate or None, args.png)
+        return evaluate(args.evaluate or None, args.png, args.sentences)
     if args.export:
         return export(Path(args.run), Path(args.export))
     if args.make_pairs:
