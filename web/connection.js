@@ -47,6 +47,9 @@ export class Connection extends EventTarget {
     this.retryAt = 0;
     this.lastMessageAt = 0;
     this.pending = new Map(); // request id -> {resolve, reject}
+    // A cancel's `id` names the request to cancel, so a cancel without a target carries no id
+    // of its own; its reply (which then has none either) is matched by type, oldest first.
+    this.unaddressed = []; // [{to, resolve}]
     this.counter = 0;
     this.prefix = `w${Math.floor(Math.random() * 0xffffff).toString(36)}`;
     this.connects = 0;
@@ -92,6 +95,9 @@ export class Connection extends EventTarget {
         const p = this.pending.get(obj.id);
         this.pending.delete(obj.id);
         p.resolve(obj);
+      } else if ((obj.type === "reply" || obj.type === "error") && !obj.id) {
+        const i = this.unaddressed.findIndex((u) => u.to === obj.to);
+        if (i >= 0) this.unaddressed.splice(i, 1)[0].resolve(obj);
       }
       this.dispatchEvent(new CustomEvent("message", { detail: obj }));
     };
@@ -107,10 +113,11 @@ export class Connection extends EventTarget {
     this.ws = null;
     if (ws && ws.readyState <= WebSocket.OPEN) ws.close();
     this.lastClose = why;
-    for (const p of this.pending.values()) {
+    for (const p of [...this.pending.values(), ...this.unaddressed]) {
       p.resolve({ type: "error", code: "disconnected", message: "connection lost" });
     }
     this.pending.clear();
+    this.unaddressed = [];
     this.scheduleReconnect();
   }
 
@@ -138,13 +145,15 @@ export class Connection extends EventTarget {
 
   // Send a control message; resolves with its reply or error message.
   request(msg) {
-    const id = msg.id || this.newId(msg.type);
-    const body = { ...msg, id };
+    const untargeted = msg.type === "cancel" && !msg.id;
+    const id = untargeted ? undefined : msg.id || this.newId(msg.type);
+    const body = untargeted ? { ...msg } : { ...msg, id };
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN || this.state !== "connected") {
       return Promise.resolve({ type: "error", id, code: "disconnected", message: "not connected to the daemon" });
     }
     return new Promise((resolve) => {
-      this.pending.set(id, { resolve });
+      if (untargeted) this.unaddressed.push({ to: msg.type, resolve });
+      else this.pending.set(id, { resolve });
       this.ws.send(JSON.stringify(body));
     });
   }
