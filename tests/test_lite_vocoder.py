@@ -179,3 +179,74 @@ def test_daemon_runs_lite_and_status_says_so(tmp_path: Path) -> None:
     voc = status["vocoder"]
     assert voc["quality"] == "lite" and voc["requested"] == "lite"
     assert voc["first_chunk_frames"] == cfg.vocoder.lite_first_chunk_frames
+
+
+# -- training: held-out pairs, adversarial steps, resumable checkpoint ------------------
+
+
+def _write_pairs(folder: Path, names: list[str]) -> None:
+    from vcstream.vocoder.lite_data import save_pair
+
+    audio, rate = read_wav(FIXTURES / "speech_joe.wav")
+    x = resample(audio, rate, SAMPLE_RATE_HZ)[: 100 * HOP]
+    m = mel_spectrogram(x).numpy()
+    x = np.pad(x, (0, m.shape[1] * HOP - len(x)))[: m.shape[1] * HOP]
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        save_pair(folder / f"{name}.npz", m, x)
+
+
+def test_validation_pairs_stay_out_of_training(tmp_path: Path) -> None:
+    import random
+
+    from vcstream.vocoder.lite_train import PairSet
+
+    _write_pairs(tmp_path, ["00000r", "00001r", "00002s"])
+    pairs = PairSet(tmp_path, random.Random(0))
+    assert len(pairs.train) == 2 and [v[0] for v in pairs.val] == ["00000r"]
+    _write_pairs(tmp_path, ["00010s", "00011r"])  # a renderer beside the trainer
+    assert pairs.rescan() == 1
+    assert len(pairs.train) == 3 and [v[0] for v in pairs.val] == ["00000r", "00010s"]
+
+
+def _train(data: Path, run: Path, steps: int, *extra: str) -> dict:
+    from vcstream.vocoder.lite_train import parse_args, train
+
+    argv = ["--data", str(data), "--run", str(run), "--steps", str(steps), "--batch", "2"]
+    argv += ["--threads", "1", "--dim", "32", "--intermediate", "64", "--layers", "2"]
+    argv += ["--val-every", "100000", "--seed", "3", *extra]
+    assert train(parse_args(argv)) == 0
+    return torch.load(run / "checkpoint.pt", weights_only=True)
+
+
+def test_adversarial_steps_change_the_generator_and_resume(tmp_path: Path) -> None:
+    from vcstream.vocoder.lite_train import Adversary, parse_args
+
+    data = tmp_path / "pairs"
+    _write_pairs(data, ["00001r", "00002s", "00003r"])
+    adv_args = ["--adversarial-from", "0", "--disc-warmup", "1"]
+    plain = _train(data, tmp_path / "plain", 2, "--no-adversarial")
+    gan = _train(data, tmp_path / "gan", 2, *adv_args)
+    assert "discriminator" not in plain and gan["disc_updates"] == 2
+    # same seed, data and first step: only the second step's GAN terms tell them apart
+    changed = [k for k, v in gan["model"].items() if not torch.equal(v, plain["model"][k])]
+    assert len(changed) > len(gan["model"]) // 2
+
+    # round trip: the discriminators and their optimiser come back exactly
+    adversary = Adversary(parse_args(adv_args), torch.device("cpu"))
+    adversary.load(gan)
+    assert adversary.updates == 2
+    saved = adversary.state()
+    for k, v in gan["discriminator"].items():
+        assert torch.equal(saved["discriminator"][k], v)
+    assert saved["disc_optimizer"]["state"].keys() == gan["disc_optimizer"]["state"].keys()
+
+    again = _train(data, tmp_path / "gan", 3, *adv_args)
+    assert again["step"] == 3 and again["disc_updates"] == 3
+    moved = [
+        k for k, v in again["discriminator"].items() if not torch.equal(v, gan["discriminator"][k])
+    ]
+    assert moved
+    # a regression-only checkpoint resumes into adversarial training with fresh ones
+    resumed = _train(data, tmp_path / "plain", 3, *adv_args)
+    assert resumed["step"] == 3 and resumed["disc_updates"] == 1

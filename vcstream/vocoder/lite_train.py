@@ -4,11 +4,24 @@ Pairs (mel, V1's waveform for it) come from ``lite_data`` (``--make-pairs N`` re
 first, resumably). Training takes random segments, runs the lite vocoder on the segment with
 ``MARGIN`` frames of context on each side and compares only the middle with V1's audio:
 multi-resolution STFT loss (spectral convergence + log-magnitude L1), log-mel L1, and an L1
-on power-law-compressed complex STFTs (so the phase is taught, not left to chance). No
-adversarial loss. The run folder holds ``checkpoint.pt`` (model, optimiser, step; written
-atomically every ``--checkpoint-every-s``) and ``val/`` (validation WAVs and a spectrogram
-PNG, V1 over lite); a later run with the same folder continues. New pair files that appear
-while training (a ``--make-pairs`` running beside it) are picked up.
+on power-law-compressed complex STFTs (so the phase is taught, not left to chance).
+
+Adversarial training (on by default; ``--no-adversarial`` turns it off): from step
+``--adversarial-from`` (default 2000) the discriminators of ``lite_disc`` (multi-period and
+multi-resolution STFT, CPU-sized) learn to tell V1's audio from ours with a least-squares
+GAN loss; once they have had ``--disc-warmup`` updates (default 200), the generator adds
+``--adv-weight`` x its least-squares GAN loss and ``--fm-weight`` x a feature-matching L1
+to the regression losses, which stay. Regression alone gets the spectrum's envelope right
+but leaves the fine structure (harmonics' phase, noise between them) smeared; the
+discriminators judge exactly that.
+
+The run folder holds ``checkpoint.pt`` (model, optimiser, step, and the discriminators with
+their optimiser; written atomically every ``--checkpoint-every-s``) and ``val/``
+(validation WAVs and a spectrogram PNG, V1 over lite); a later run with the same folder
+continues (a checkpoint from before adversarial training resumes with fresh
+discriminators). New pair files that appear while training (a ``--make-pairs`` running
+beside it) are picked up; pair sets whose index is a multiple of ``VAL_EVERY_N`` are held
+out for validation and never trained on.
 """
 
 from __future__ import annotations
@@ -29,6 +42,12 @@ from vcstream.audio.mel import HOP, MelSpectrogram
 from vcstream.errors import InputError, ModelMissingError
 from vcstream.vocoder.lite import LiteConfig, LiteVocoder, checkpoint_payload
 from vcstream.vocoder.lite_data import load_pair, pair_files
+from vcstream.vocoder.lite_disc import (
+    Discriminators,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_loss,
+)
 
 log = logging.getLogger("vcstream.train_vocoder")
 
@@ -62,6 +81,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--dim", type=int, default=LiteConfig.dim)
     p.add_argument("--intermediate", type=int, default=LiteConfig.intermediate)
     p.add_argument("--layers", type=int, default=LiteConfig.layers)
+    p.add_argument(
+        "--no-adversarial", action="store_true", help="regression losses only, no discriminators"
+    )
+    p.add_argument(
+        "--adversarial-from",
+        type=int,
+        default=2000,
+        metavar="STEP",
+        help="step from which the discriminators train (after regression-only warm-up)",
+    )
+    p.add_argument(
+        "--disc-warmup",
+        type=int,
+        default=200,
+        metavar="N",
+        help="discriminator updates before the generator gets the adversarial losses",
+    )
+    p.add_argument("--adv-weight", type=float, default=0.3, help="weight of the GAN loss")
+    p.add_argument("--fm-weight", type=float, default=1.0, help="weight of feature matching")
+    p.add_argument("--disc-lr", type=float, default=None, help="discriminator lr (default --lr)")
     p.add_argument("--val-every", type=int, default=500, help="steps between validations")
     p.add_argument("--checkpoint-every-s", type=float, default=180.0)
     p.add_argument(
@@ -246,6 +285,64 @@ def export(run: Path, out: Path) -> int:
     return 0
 
 
+class Adversary:
+    """The discriminators, their optimiser, and their part of a training step."""
+
+    def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
+        self.disc = Discriminators().to(device)
+        self.lr = args.disc_lr or args.lr
+        self.opt = torch.optim.AdamW(self.disc.parameters(), lr=self.lr, betas=(0.8, 0.99))
+        self.start, self.warmup = args.adversarial_from, args.disc_warmup
+        self.adv_weight, self.fm_weight = args.adv_weight, args.fm_weight
+        self.updates = 0
+
+    def load(self, state: dict) -> None:
+        if "discriminator" not in state:
+            log.info("checkpoint has no discriminators (regression-only run): fresh ones")
+            return
+        self.disc.load_state_dict(state["discriminator"], strict=True)
+        self.opt.load_state_dict(state["disc_optimizer"])
+        self.updates = int(state.get("disc_updates", 0))
+
+    def state(self) -> dict:
+        return {
+            "discriminator": self.disc.state_dict(),
+            "disc_optimizer": self.opt.state_dict(),
+            "disc_updates": self.updates,
+        }
+
+    def active(self, step: int) -> bool:
+        return step >= self.start
+
+    def generator_terms(self, y: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The generator's GAN and feature-matching losses, once the discriminators have had
+        their warm-up (before that their verdicts are noise); gradients reach ``y`` only."""
+        if self.updates < self.warmup:
+            return {}
+        self.disc.requires_grad_(False)
+        with torch.no_grad():
+            real = self.disc(target)
+        fake = self.disc(y)
+        return {"adv": generator_loss(fake), "fm": feature_matching_loss(real, fake)}
+
+    def weighted(self, terms: dict[str, torch.Tensor]) -> torch.Tensor | float:
+        if not terms:
+            return 0.0
+        return self.adv_weight * terms["adv"] + self.fm_weight * terms["fm"]
+
+    def train_discriminators(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        for group in self.opt.param_groups:  # fresh discriminators: the same short warm-up
+            group["lr"] = self.lr * min(1.0, (self.updates + 1) / 200)
+        self.disc.requires_grad_(True)
+        loss = discriminator_loss(self.disc(target), self.disc(y.detach()))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.disc.parameters(), 10.0)
+        self.opt.step()
+        self.updates += 1
+        return loss.detach()
+
+
 def train(args: argparse.Namespace) -> int:
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
@@ -265,24 +362,32 @@ def train(args: argparse.Namespace) -> int:
         cfg = LiteConfig.from_dict(state["config"])
     model = LiteVocoder(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99))
+    adversary = None if args.no_adversarial else Adversary(args, device)
     step, elapsed = 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"], strict=True)
         opt.load_state_dict(state["optimizer"])
         step, elapsed = int(state["step"]), float(state["elapsed_s"])
+        if adversary is not None:
+            adversary.load(state)
         log.info("resumed %s at step %d (%.0f s trained)", ckpt_path, step, elapsed)
+    start_step = step
     loss_fn = DistillLoss().to(device)
     pairs = PairSet(Path(args.data), rng)
     log.info(
-        "lite vocoder %s, %.2fM parameters, %d train / %d val pairs",
+        "lite vocoder %s, %.2fM parameters, %d train / %d val pairs, %s",
         cfg,
         sum(p.numel() for p in model.parameters()) / 1e6,
         len(pairs.train),
         len(pairs.val),
+        "no adversarial loss"
+        if adversary is None
+        else f"adversarial from step {adversary.start} ({adversary.updates} discriminator "
+        f"updates so far)",
     )
     model.train()
     t_start, t_ckpt = time.monotonic(), time.monotonic()
-    running: dict[str, float] = {}
+    running: dict[str, list[float]] = {}
 
     def checkpoint() -> None:
         _save(
@@ -293,6 +398,7 @@ def train(args: argparse.Namespace) -> int:
                 "optimizer": opt.state_dict(),
                 "step": step,
                 "elapsed_s": elapsed + time.monotonic() - t_start,
+                **(adversary.state() if adversary is not None else {}),
             },
         )
 
@@ -306,22 +412,26 @@ def train(args: argparse.Namespace) -> int:
         mel, target = pairs.batch(args.batch)
         mel, target = mel.to(device), target.to(device)
         y = model(mel)[:, MARGIN * HOP : (MARGIN + SEGMENT) * HOP]
-        losses = loss_fn(y, target)
+        losses = loss_fn(y, target)  # "total": the regression losses' weighted sum
+        total = losses["total"]
+        adversarial = adversary is not None and adversary.active(step)
+        if adversarial:
+            terms = adversary.generator_terms(y, target)
+            total = total + adversary.weighted(terms)
+            losses.update(terms)
         opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
+        total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         opt.step()
+        if adversarial:
+            losses["disc"] = adversary.train_discriminators(y, target)
         step += 1
         for k, v in losses.items():
-            running[k] = running.get(k, 0.0) + float(v.detach())
+            running.setdefault(k, []).append(float(v.detach()))
         if step % 50 == 0:
-            msg = " ".join(f"{k} {v / 50:.4f}" for k, v in running.items())
-            log.info(
-                "step %d %s (%.2f s/step)",
-                step,
-                msg,
-                (time.monotonic() - t_start) / max(1, step - (state or {}).get("step", 0)),
-            )
+            msg = " ".join(f"{k} {np.mean(v):.4f}" for k, v in running.items())
+            rate = (time.monotonic() - t_start) / max(1, step - start_step)
+            log.info("step %d %s (%.2f s/step)", step, msg, rate)
             running = {}
         if step % args.val_every == 0:
             metrics = validate(model, pairs, run / "val", step)
