@@ -83,7 +83,7 @@ def evaluate(lite_path: str | None, png: Path | None, sentences: int = len(SENTE
         copy.append({"recording": name, "cosine_full": cos["full"], "cosine_lite": cos["lite"]})
         voices.append(VoiceConditioning(ref))
     synth, frontend = FastPitchSynthesizer(chunk_frames=1 << 20), TextFrontEnd()
-    asr = Transcriber()
+    asr = Transcriber(cpu_threads=torch.get_num_threads())  # OMP_NUM_THREADS=1: one core
     cer: dict[str, list[float]] = {"full": [], "lite": []}
     synth_dists = []
     for i, text in enumerate(SENTENCES[:sentences]):

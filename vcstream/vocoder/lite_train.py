@@ -99,7 +99,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="discriminator updates before the generator gets the adversarial losses",
     )
     p.add_argument("--adv-weight", type=float, default=0.3, help="weight of the GAN loss")
-    p.add_argument("--fm-weight", type=float, default=1.0, help="weight of feature matching")
+    p.add_argument("--fm-weight", type=float, default=2.0, help="weight of feature matching")
     p.add_argument("--disc-lr", type=float, default=None, help="discriminator lr (default --lr)")
     p.add_argument("--val-every", type=int, default=500, help="steps between validations")
     p.add_argument("--checkpoint-every-s", type=float, default=180.0)
