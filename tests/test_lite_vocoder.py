@@ -180,6 +180,17 @@ def test_daemon_runs_lite_and_status_says_so(tmp_path: Path) -> None:
     assert voc["quality"] == "lite" and voc["requested"] == "lite"
     assert voc["first_chunk_frames"] == cfg.vocoder.lite_first_chunk_frames
 
+    # The pipeline hands each chunk on as soon as it is vocoded: the small first one alone,
+    # then the growing ones, not one block per synthesiser piece.
+    from vcstream.synth.base import SynthControls, VoiceConditioning
+
+    pipeline = runtime.new_pipeline()
+    prepared = pipeline.prepare("The daemon speaks through the lite vocoder.")
+    sizes = [len(a) // HOP for a in pipeline.render(prepared, VoiceConditioning(), SynthControls())]
+    ramp = pipeline.vocoder.chunk_schedule(4)
+    assert ramp[0] == cfg.vocoder.lite_first_chunk_frames < ramp[-1]
+    assert sizes[:4] == ramp
+
 
 # -- training: held-out pairs, adversarial steps, resumable checkpoint ------------------
 

@@ -212,6 +212,22 @@ def test_stateful_chunks_match_the_whole_utterance(
     assert difference_db(out, whole) < -80.0  # the same arithmetic: only float rounding
 
 
+def test_stateful_chunks_grow_from_the_first_to_the_full_size(
+    generator: HifiGanGenerator, mel: torch.Tensor, whole: np.ndarray
+) -> None:
+    """After a small first chunk each grows by at most 1.25x: a vocoder near real time
+    could not make a full chunk while the first one plays."""
+    vocoder = StreamingVocoder(generator, chunk_frames=32, first_chunk_frames=16, method="stateful")
+    assert vocoder.chunk_schedule(6) == [16, 20, 25, 31, 32, 32]
+    chunks = list(vocoder.chunks(mel))  # yielded one by one, as each is vocoded
+    sizes = [len(c) // HOP for c in chunks]
+    assert sizes == vocoder.chunk_schedule(len(sizes)) and len(sizes) >= 4
+    out = np.concatenate([*chunks, vocoder.flush()])
+    assert difference_db(out, whole) < BOUND_DB
+    window = StreamingVocoder(generator, chunk_frames=32, first_chunk_frames=16)
+    assert window.chunk_schedule(3) == [16, 32, 32]  # fixed shapes on the GPU path
+
+
 def test_stateful_generator_in_single_frames(
     generator: HifiGanGenerator, mel: torch.Tensor, whole: np.ndarray
 ) -> None:

@@ -97,11 +97,20 @@ class SpeechPipeline:
                 synth_timer.add(1000 * (time.perf_counter() - t0), mel.shape[-1])
                 if cancelled():
                     return
-                with voc_timer.time(mel.shape[-1]):
-                    audio = self.vocoder.process(mel)
-                if len(audio):
+                # Each chunk leaves as soon as it is vocoded: the first ones of a sentence
+                # are small (the vocoder's ramp), so audio starts while the rest is made.
+                chunks = self.vocoder.chunks(mel)
+                while True:
+                    t0 = time.perf_counter()
+                    audio = next(chunks, None)
+                    if audio is None:
+                        break
+                    voc_timer.add(1000 * (time.perf_counter() - t0), len(audio) / self.vocoder.hop)
                     yield audio
-            with voc_timer.time():
-                tail = self.vocoder.flush()
+                    if cancelled():
+                        return
+            t0 = time.perf_counter()
+            tail = self.vocoder.flush()
+            voc_timer.add(1000 * (time.perf_counter() - t0), len(tail) / self.vocoder.hop)
             if len(tail):
                 yield tail

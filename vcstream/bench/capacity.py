@@ -5,7 +5,9 @@ What one stream is: the engine synthesises one request at a time into one paced 
 N concurrent streams therefore means N daemons on this machine, each with one WebSocket
 client asking for speech at the same moment, as N performers' daemons would run side by
 side. Each daemon is, by default, its own `vcstream serve` process, as deployed (each loads
-its own models); ``daemons="thread"`` runs them in this process sharing one set of loaded
+its own models, on one torch thread unless ``[device] cpu_threads`` says otherwise: N
+daemons each spreading every convolution over all cores mostly wait for each other);
+``daemons="thread"`` runs them in this process sharing one set of loaded
 models (the test's tiny configuration; its threads also share one interpreter).
 
 A level N passes when, for every stream, no frame of the request arrives later than one
@@ -136,6 +138,10 @@ class _Daemons:
         if daemons not in ("process", "thread"):
             raise ValueError(f"daemons must be 'process' or 'thread', not {daemons!r}")
         self.cfg, self.rt, self.kind = loopback_config(cfg), rt, daemons
+        if daemons == "process" and self.cfg.device.cpu_threads == 0:
+            # N daemons on a few cores, each spreading every convolution over all of them,
+            # mostly wait for each other; one torch thread each, unless the config says.
+            self.cfg.device.cpu_threads = 1
         self.running: list = []
         self.clients: list = []
         self._tmp = tempfile.TemporaryDirectory(prefix="vcstream-capacity-")
@@ -213,6 +219,7 @@ def measure_capacity(
         "(the engine speaks one request at a time), each asked for speech at once over "
         "WebSocket",
         "daemons": daemons,
+        "torch_threads_per_daemon": (cfg.device.cpu_threads or 1) if daemons == "process" else None,
         "text_words": len(text.split()),
         "frame_ms": cfg.output.frame_ms,
         "max_streams": max_streams,
@@ -228,8 +235,13 @@ def capacity_table(report: dict[str, Any]):  # returns a rich Table
 
     first = next(iter(report["capacity"].values()))
     table = Table(
-        title=f"capacity: {first['what']} ({first['daemons']} daemons, {first['text_words']}-word "
-        f"text, {first['frame_ms']} ms frames)"
+        title=f"capacity: {first['what']} ({first['daemons']} daemons"
+        + (
+            f" of {first['torch_threads_per_daemon']} torch thread(s)"
+            if first.get("torch_threads_per_daemon")
+            else ""
+        )
+        + f", {first['text_words']}-word text, {first['frame_ms']} ms frames)"
     )
     for col in (
         "quality",

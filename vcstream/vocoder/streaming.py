@@ -29,13 +29,22 @@ The lite vocoder (``LiteVocoder``, quality ``"lite"``) streams only statefully, 
 on any device (``vcstream.vocoder.lite_stream``); its chunk sizes are the ``lite_*`` settings.
 
 The first chunk of an utterance may be smaller (``first_chunk_frames``) so that audio
-leaves early. Nothing is normalised per chunk. Over an utterance, ``process`` calls plus
-``flush`` return exactly ``hop`` (256) samples per mel frame received.
+leaves early. With the stateful method the chunks after it grow by at most ``CHUNK_GROWTH``
+each up to ``chunk_frames`` (4, 5, 6, 8, ... 24 for the lite vocoder): a vocoder running at a
+real-time factor r needs r x the next chunk's length to make it, while only what is already
+out plays, so a jump from a small first chunk to a full one underruns whenever
+r > first / chunk (measured: the full path at r 0.75 and the lite one with three daemons on
+two cores did); growing by 1.25 keeps the buffer growing for any r < 0.8. Windows (the GPU
+path) keep two fixed shapes. ``chunks`` yields each chunk's audio as soon as it is vocoded
+(``process`` is the same, joined). Nothing is normalised per chunk. Over an utterance,
+``process`` calls plus ``flush`` return exactly ``hop`` (256) samples per mel frame received.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Iterator
 from functools import cache
 
 import numpy as np
@@ -54,6 +63,7 @@ log = logging.getLogger(__name__)
 METHODS = ("window", "stateful")
 PRECISIONS = ("float32", "mixed")
 _MAX_FRAMES = 4096  # per setting: far beyond any sensible chunk (47 s of audio)
+CHUNK_GROWTH = 1.25  # stateful chunks after the first: each at most this times the one before
 
 
 def _frames(name: str, value: object, minimum: int) -> int:
@@ -234,10 +244,12 @@ class StreamingVocoder:
         per process, so every later vocoder with the same settings benefits.
         """
         self.reset()
+        sizes = self.chunk_schedule(64)  # every size of the ramp, then full chunks
+        ramp = sizes[: sizes.index(self.chunk_frames)] if self.chunk_frames in sizes else sizes
+        total = sum(ramp) + 2 * self.chunk_frames + self.lookahead_frames
         silence = torch.full((N_MELS, self.chunk_frames), SILENCE_LOG_MEL)
-        self.process(silence[:, : self.first_chunk_frames])
-        for _ in range(-(-self.lookahead_frames // self.chunk_frames) + 2):
-            self.process(silence)
+        for start in range(0, total, self.chunk_frames):
+            self.process(silence[:, : min(self.chunk_frames, total - start)])
         self.flush()
 
     def reset(self) -> None:
@@ -245,6 +257,7 @@ class StreamingVocoder:
         self._frames_in = 0
         self._samples_out = 0
         self._chunks_done = 0
+        self._chunk = self.first_chunk_frames  # the next chunk's size
         if self.method == "window":
             self._filled = 0  # frames in the window buffer
             self._start = 0  # frames of left context at the head of the buffer
@@ -253,20 +266,38 @@ class StreamingVocoder:
             self._pending = []
             self._n_pending = 0
 
-    def _next_chunk(self) -> int:
-        return self.first_chunk_frames if self._chunks_done == 0 else self.chunk_frames
+    def _grown(self, size: int) -> int:
+        """The chunk after one of ``size`` frames."""
+        if self.method == "window":
+            return self.chunk_frames
+        return min(self.chunk_frames, max(size + 1, math.floor(size * CHUNK_GROWTH)))
+
+    def _chunk_done(self) -> None:
+        self._chunks_done += 1
+        self._chunk = self._grown(self._chunk)
+
+    def chunk_schedule(self, n: int) -> list[int]:
+        """The sizes of the first ``n`` chunks of an utterance, in mel frames."""
+        sizes = [self.first_chunk_frames]
+        while len(sizes) < n:
+            sizes.append(self._grown(sizes[-1]))
+        return sizes[:n]
 
     def process(self, mel: torch.Tensor) -> np.ndarray:
         """Append ``[80, n]`` log-mel frames; return all audio that is final so far
         (float32, possibly empty)."""
+        return self._join(list(self.chunks(mel)))
+
+    def chunks(self, mel: torch.Tensor) -> Iterator[np.ndarray]:
+        """Append ``[80, n]`` log-mel frames; yield the audio of each chunk that becomes
+        final, as soon as it is vocoded (float32). The frames are taken in before the first
+        chunk is yielded: stopping early loses nothing (``flush`` vocodes the rest)."""
         mel = self._check_mel(mel)
-        with torch.inference_mode():
-            if self.method == "window":
-                out = self._process_window(mel)
-            else:
-                out = self._process_stateful(mel)
         self._frames_in += mel.shape[1]
-        return self._join(out)
+        if self.method == "window":
+            yield from self._process_window(mel)
+        else:
+            yield from self._process_stateful(mel)
 
     def flush(self) -> np.ndarray:
         """Vocode the frames still held back (end of utterance), return them and reset."""
@@ -285,19 +316,19 @@ class StreamingVocoder:
 
     # -- window method --------------------------------------------------------------
 
-    def _process_window(self, mel: torch.Tensor) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
+    def _process_window(self, mel: torch.Tensor) -> Iterator[np.ndarray]:
         n, done = mel.shape[1], 0
         while done < n:
             take = min(n - done, self._capacity - self._filled)
             self._mel[:, self._filled : self._filled + take].copy_(mel[:, done : done + take])
             self._filled += take
             done += take
-            size = self._next_chunk()
+            size = self._chunk
             while self._filled - self._start >= size + self.right_context_frames:
-                out.append(self._vocode_window(size))
-                size = self._next_chunk()
-        return out
+                with torch.inference_mode():
+                    chunk = self._vocode_window(size)
+                yield chunk
+                size = self._chunk
 
     def _vocode_window(self, size: int) -> np.ndarray:
         """Vocode ``size`` frames after the left context; keep only their samples."""
@@ -319,23 +350,23 @@ class StreamingVocoder:
             self._mel[:, : tail.shape[1]].copy_(tail)
         self._filled -= keep_from
         self._start = consumed - keep_from
-        self._chunks_done += 1
+        self._chunk_done()
         self._samples_out += n
         return chunk
 
     # -- stateful method ------------------------------------------------------------
 
-    def _process_stateful(self, mel: torch.Tensor) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
+    def _process_stateful(self, mel: torch.Tensor) -> Iterator[np.ndarray]:
         if mel.shape[1]:
             self._pending.append(mel)
             self._n_pending += mel.shape[1]
         # The first push waits for its lookahead too, so that it yields a whole first chunk.
-        need = self._next_chunk() + (self.lookahead_frames if self._chunks_done == 0 else 0)
+        need = self._chunk + (self.lookahead_frames if self._chunks_done == 0 else 0)
         while self._n_pending >= need:
-            out.append(self._push(final=False, frames=need))
-            need = self._next_chunk()
-        return out
+            with torch.inference_mode():
+                chunk = self._push(final=False, frames=need)
+            yield chunk
+            need = self._chunk
 
     def _push(self, *, final: bool, frames: int | None = None) -> np.ndarray:
         pending = torch.cat(self._pending, 1) if self._pending else None
@@ -345,7 +376,7 @@ class StreamingVocoder:
         self._pending = [pending[:, frames:]] if frames < pending.shape[1] else []
         self._n_pending -= frames
         audio = self._stateful.push(pending[:, :frames].unsqueeze(0), final=final)
-        self._chunks_done += 1
+        self._chunk_done()
         self._samples_out += audio.shape[0]
         return audio.cpu().numpy()
 
