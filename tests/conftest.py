@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,14 +12,28 @@ import torch
 from vcstream.encoder.ge2e import SpeakerEncoder
 
 
-@pytest.fixture(scope="module")
-def encoder() -> Iterator[SpeakerEncoder]:
-    # One intra-op thread: batch-1 LSTM steps gain little from two, and on a shared,
-    # busy machine two threads stall each other at every step's barrier.
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield SpeakerEncoder.from_checkpoint()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for a module's models. The test machines are shared 2-core
+    boxes: two spinning OpenMP threads competing with other processes run small
+    convolutions and batch-1 LSTM steps many times slower than one thread does."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def encoder(one_thread) -> SpeakerEncoder:
+    return SpeakerEncoder.from_checkpoint()
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from engineutil import new_engine
 from netutil import FIXTURES, daemon_config, running_daemon, wait_until
 
 from vcstream.app import build_runtime
@@ -165,16 +166,7 @@ def make_engine(runtime, tmp_path, audio, mode, transcriber=None, **consent) -> 
     cfg.consent.mode = mode
     for key, value in consent.items():
         setattr(cfg.consent, key, value)
-    return Engine(
-        cfg,
-        pipeline=runtime.new_pipeline(),
-        embedder=runtime.new_embedder(),
-        source=ArraySource(audio),
-        voices=VoiceStore(tmp_path),
-        model_name=runtime.encoder_name,
-        device=str(runtime.device),
-        transcriber=transcriber,
-    )
+    return new_engine(runtime, cfg, tmp_path, ArraySource(audio), transcriber=transcriber)
 
 
 def judged(rec: RecordingPublisher) -> list[dict]:
@@ -268,14 +260,20 @@ def test_retention_forgets_the_live_voice_after_silence(runtime, tmp_path):
         engine.stop()
 
 
+def _file_daemon_config(tmp_path, recording: str, mode: str):
+    """The daemon's settings, its capture a WAV of ``recording`` (paced as live)."""
+    wav = tmp_path / "mic.wav"
+    write_wav(wav, heard(fixture(recording)), SR)
+    cfg = daemon_config(tmp_path / "voices")
+    cfg.capture.source, cfg.capture.file = "file", str(wav)
+    cfg.consent.mode = mode
+    return cfg
+
+
 def test_spoken_consent_through_the_daemon_from_a_file_source(runtime, tmp_path):
     """The real daemon, its capture a WAV of joe reading the phrase (paced as live); a
     WebSocket client sees the consent events and the status."""
-    wav = tmp_path / "mic.wav"
-    write_wav(wav, heard(fixture("consent_joe.wav")), SR)
-    cfg = daemon_config(tmp_path / "voices")
-    cfg.capture.source, cfg.capture.file = "file", str(wav)
-    cfg.consent.mode = "spoken"
+    cfg = _file_daemon_config(tmp_path, "consent_joe.wav", "spoken")
 
     async def scenario(url: str) -> None:
         async with WsClient(url) as client:
@@ -295,11 +293,7 @@ def test_spoken_consent_through_the_daemon_from_a_file_source(runtime, tmp_path)
 
 
 def test_operator_approves_over_the_network(runtime, tmp_path):
-    wav = tmp_path / "mic.wav"
-    write_wav(wav, heard(fixture("consent_slt.wav")), SR)
-    cfg = daemon_config(tmp_path / "voices")
-    cfg.capture.source, cfg.capture.file = "file", str(wav)
-    cfg.consent.mode = "operator"
+    cfg = _file_daemon_config(tmp_path, "consent_slt.wav", "operator")
 
     async def scenario(url: str) -> None:
         async with WsClient(url) as client:

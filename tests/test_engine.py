@@ -5,16 +5,15 @@ from __future__ import annotations
 import copy
 
 import pytest
+from engineutil import started_engine
 from netutil import FIXTURES
 
 from vcstream.app import build_runtime
-from vcstream.capture import NullSource
 from vcstream.config import Config
 from vcstream.engine import Engine
 from vcstream.errors import ClientQueueFullError, ForbiddenError, QueueFullError
 from vcstream.scheduler import ClientId
 from vcstream.testing import RecordingPublisher
-from vcstream.voices import VoiceStore
 
 LONG = (
     "This request is long enough to still be playing when the next one barges in. "
@@ -29,20 +28,10 @@ def runtime():
 
 @pytest.fixture
 def engine(runtime, tmp_path):
-    cfg = runtime.cfg
+    cfg = copy.deepcopy(runtime.cfg)
     cfg.engine.request_queue = 2
-    eng = Engine(
-        cfg,
-        pipeline=runtime.new_pipeline(),
-        embedder=runtime.new_embedder(),
-        source=NullSource(cfg.capture),
-        voices=VoiceStore(tmp_path),
-        model_name=runtime.encoder_name,
-        device=str(runtime.device),
-    )
-    eng.start()
-    yield eng
-    eng.stop()
+    with started_engine(runtime, cfg, tmp_path) as eng:
+        yield eng
 
 
 def test_interrupt_cuts_the_playing_request(engine):
@@ -152,18 +141,8 @@ OP = ClientId(("test", "op"), "operator", operator=True)
 def fair_engine(runtime, tmp_path):
     cfg = copy.deepcopy(runtime.cfg)
     cfg.engine.request_queue, cfg.engine.client_queue = 8, 3
-    eng = Engine(
-        cfg,
-        pipeline=runtime.new_pipeline(),
-        embedder=runtime.new_embedder(),
-        source=NullSource(cfg.capture),
-        voices=VoiceStore(tmp_path),
-        model_name=runtime.encoder_name,
-        device=str(runtime.device),
-    )
-    eng.start()
-    yield eng
-    eng.stop()
+    with started_engine(runtime, cfg, tmp_path) as eng:
+        yield eng
 
 
 def _started(rec: RecordingPublisher) -> list[str]:

@@ -14,19 +14,18 @@ import time
 from collections import Counter
 
 import pytest
+from engineutil import new_engine, started_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vcstream.app import build_runtime
-from vcstream.capture import NullSource
 from vcstream.config import Config
-from vcstream.engine import Engine
 from vcstream.errors import BadTextError
 from vcstream.net import protocol as p
 from vcstream.net.control import Controller
 from vcstream.request_watchdog import STALLED
 from vcstream.testing import RecordingPublisher
-from vcstream.voices import VoiceStore, check_name
+from vcstream.voices import check_name
 
 # Short, for the test; but no shorter: on a loaded 2-core machine one vocoder chunk can take
 # most of a second, and a request between chunks makes no visible progress.
@@ -44,18 +43,8 @@ def engine(runtime, tmp_path, request):
     # The watchdog only where a test wedges the engine (0 turns it off): elsewhere a slow
     # chunk on a busy machine must not be mistaken for a stall.
     cfg.engine.request_stall_s = getattr(request, "param", 0.0)
-    eng = Engine(
-        cfg,
-        pipeline=runtime.new_pipeline(),
-        embedder=runtime.new_embedder(),
-        source=NullSource(cfg.capture),
-        voices=VoiceStore(tmp_path),
-        model_name=runtime.encoder_name,
-        device=str(runtime.device),
-    )
-    eng.start()
-    yield eng
-    eng.stop()
+    with started_engine(runtime, cfg, tmp_path) as eng:
+        yield eng
 
 
 def _endings(rec: RecordingPublisher) -> Counter:
@@ -223,15 +212,7 @@ def _assert_encodes(msg: dict) -> None:
 def test_property_any_message_leaves_everything_encodable_and_ends_every_request(runtime, tmp_path):
     cfg = Config()
     cfg.engine.request_queue = 4
-    engine = Engine(
-        cfg,
-        pipeline=runtime.new_pipeline(),
-        embedder=runtime.new_embedder(),
-        source=NullSource(cfg.capture),
-        voices=VoiceStore(tmp_path / "voices"),
-        model_name=runtime.encoder_name,
-        device=str(runtime.device),
-    )
+    engine = new_engine(runtime, cfg, tmp_path / "voices")
     controller = Controller(engine)
     rec = RecordingPublisher(engine.hub)
     engine.start()

@@ -27,14 +27,7 @@ FRAMES = 160  # 1.86 s of speech: enough chunk edges, few enough to keep the sui
 BOUND_DB = -40.0  # chunked vs whole-utterance output, the acceptance figure
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The test machines are shared 2-core boxes: two spinning OpenMP threads competing
-    # with other processes run these small convolutions ten times slower than one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -627,12 +627,10 @@ def clone_main(args) -> dict:
     import logging
 
     import torch
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from vcstream.app import build_runtime
     from vcstream.asr import Transcriber
-    from vcstream.bench.report import machine_description
+    from vcstream.bench.report import machine_description, scoring_progress
     from vcstream.config import load_config
     from vcstream.synth.knn import check_settings
 
@@ -668,21 +666,7 @@ def clone_main(args) -> dict:
     configured = cfg.device.cpu_threads if rt.device.type == "cpu" else 0
     transcriber = Transcriber(cpu_threads=configured or torch.get_num_threads())
     png_dir = getattr(args, "png_dir", None)
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("synthesising and scoring", total=None)
-
-        def advance(done: int, total: int, label: str) -> None:
-            progress.update(task, completed=done, total=total, description=label)
-            if not console.is_terminal:  # a long run in the background: say where it is
-                logging.getLogger(__name__).info("bench --clone %d/%d: %s", done, total, label)
-
+    with scoring_progress(__name__) as advance:
         report = measure_clone(
             rt,
             rt.synthesizer,

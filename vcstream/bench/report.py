@@ -1,14 +1,16 @@
 """What every bench figure shares: the machine it ran on, the console its tables print
-to, the JSON emitter and median/min/max summaries."""
+to, the JSON emitter, median/min/max summaries and the progress bar of long runs."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -56,3 +58,29 @@ def emit_json(report: dict, path: str | None) -> int:
     if path:
         Path(path).write_text(text)
     return 0
+
+
+@contextmanager
+def scoring_progress(log_name: str | None = None) -> Iterator[Callable[[int, int, str], None]]:
+    """A progress bar on stderr for a long synthesise-and-score run; yields its
+    ``advance(done, total, label)``. Off a terminal the bar is hidden and, with
+    ``log_name``, each step is logged instead, so a run in the background says where it is."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("synthesising and scoring", total=None)
+
+        def advance(done: int, total: int, label: str) -> None:
+            progress.update(task, completed=done, total=total, description=label)
+            if log_name and not err.is_terminal:
+                logging.getLogger(log_name).info("%d/%d: %s", done, total, label)
+
+        yield advance

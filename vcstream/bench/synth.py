@@ -689,10 +689,8 @@ def print_synth_report(report: dict, console=None) -> None:
 
 def synth_main(args) -> dict:
     """`vcstream bench --synth`: FastPitch against Piper on the corpus's validation set."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from vcstream.app import build_runtime
+    from vcstream.bench.report import scoring_progress
     from vcstream.config import load_config
 
     if not args.data:
@@ -707,19 +705,7 @@ def synth_main(args) -> dict:
         cfg.device.compute = args.device
     cfg.synth.backend = "piper"  # the runtime's synthesiser is the baseline; ours is loaded apart
     rt = build_runtime(cfg)
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("synthesising and scoring", total=None)
-
-        def advance(done: int, total: int, label: str) -> None:
-            progress.update(task, completed=done, total=total, description=label)
-
+    with scoring_progress() as advance:
         report = evaluate_synthesisers(
             rt,
             args.data,

@@ -53,27 +53,16 @@ DEFAULT_SECONDS = 3.0
 Run = Callable[[torch.Tensor], np.ndarray]  # mel [1, 80, T] -> audio [T * hop]
 
 
-def _conv2d_of(conv: nn.Conv1d) -> nn.Conv2d:
-    out = nn.Conv2d(
+def _as_2d(conv: nn.Conv1d | nn.ConvTranspose1d) -> nn.Conv2d | nn.ConvTranspose2d:
+    """The same (transposed) convolution over a [B, C, 1, T] tensor, weights copied."""
+    transposed = isinstance(conv, nn.ConvTranspose1d)
+    out = (nn.ConvTranspose2d if transposed else nn.Conv2d)(
         conv.in_channels,
         conv.out_channels,
         (1, conv.kernel_size[0]),
         stride=(1, conv.stride[0]),
         padding=(0, conv.padding[0]),
-        dilation=(1, conv.dilation[0]),
-    )
-    out.weight.data = conv.weight.data.unsqueeze(2).clone()
-    out.bias.data = conv.bias.data.clone()
-    return out
-
-
-def _deconv2d_of(conv: nn.ConvTranspose1d) -> nn.ConvTranspose2d:
-    out = nn.ConvTranspose2d(
-        conv.in_channels,
-        conv.out_channels,
-        (1, conv.kernel_size[0]),
-        stride=(1, conv.stride[0]),
-        padding=(0, conv.padding[0]),
+        **({} if transposed else {"dilation": (1, conv.dilation[0])}),
     )
     out.weight.data = conv.weight.data.unsqueeze(2).clone()
     out.bias.data = conv.bias.data.clone()
@@ -87,15 +76,15 @@ class ChannelsLastGenerator(nn.Module):
     def __init__(self, g: HifiGanGenerator) -> None:
         super().__init__()
         self.num_kernels = g.num_kernels
-        self.conv_pre = _conv2d_of(g.conv_pre)
-        self.ups = nn.ModuleList(_deconv2d_of(u) for u in g.ups)
+        self.conv_pre = _as_2d(g.conv_pre)
+        self.ups = nn.ModuleList(_as_2d(u) for u in g.ups)
         self.resblocks = nn.ModuleList(
             nn.ModuleList(
-                nn.ModuleList(_conv2d_of(c) for c in convs) for convs in (rb.convs1, rb.convs2)
+                nn.ModuleList(_as_2d(c) for c in convs) for convs in (rb.convs1, rb.convs2)
             )
             for rb in g.resblocks
         )
-        self.conv_post = _conv2d_of(g.conv_post)
+        self.conv_post = _as_2d(g.conv_post)
         self.to(memory_format=torch.channels_last).eval()
 
     def _resblock(self, i: int, x: torch.Tensor) -> torch.Tensor:
