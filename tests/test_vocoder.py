@@ -368,7 +368,7 @@ def test_from_config_uses_the_cpu_settings(generator: HifiGanGenerator) -> None:
 
 
 def test_mixed_precision_costs_little_quality(
-    generator: HifiGanGenerator, mel: torch.Tensor, whole: np.ndarray
+    generator: HifiGanGenerator, mel: torch.Tensor
 ) -> None:
     twin = generator.mixed_precision()
     assert twin is generator.mixed_precision()  # made once
@@ -378,12 +378,17 @@ def test_mixed_precision_costs_little_quality(
     assert twin.conv_pre.weight.dtype == twin.conv_post.weight.dtype == torch.float32
     assert next(generator.parameters()).dtype == torch.float32  # the original is untouched
 
+    # 48 frames (two chunks and a flush): bf16 is emulated on CPUs without native support,
+    # where the mixed path runs many times slower than float32.
+    short = mel[:, :48].contiguous()
+    with torch.inference_mode():
+        reference = generator(short).numpy()
     vocoder = StreamingVocoder(generator, chunk_frames=32, method="stateful", precision="mixed")
-    out = np.concatenate(stream(vocoder, mel, [32]))
-    diff = difference_db(out, whole)
+    out = np.concatenate(stream(vocoder, short, [32]))
+    diff = difference_db(out, reference)
     assert -45.0 < diff < -18.0  # measured -22 to -32 dB: a different waveform, mostly phase
     # ... while its spectrum stays as close to the mel as the float32 output's.
-    assert log_spectral_distance_db(out, mel) - log_spectral_distance_db(whole, mel) < 0.3
+    assert log_spectral_distance_db(out, short) - log_spectral_distance_db(reference, short) < 0.3
 
 
 def test_benchmark_reports_its_figures(generator: HifiGanGenerator, speech: np.ndarray) -> None:
