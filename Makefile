@@ -9,6 +9,10 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 REQ    := requirements
 CONSTRAINTS := -c $(REQ)/constraints.txt
+# Test modules run on up to 4 worker processes, a whole module to one worker (its models and
+# daemon load once); most of the suite waits on real-time audio, so two cores serve two.
+# PYTEST_WORKERS= runs them in this process, one after another.
+PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: run test install install-test install-service lint format bench clean
 
@@ -17,7 +21,7 @@ run: install
 
 test: install-test
 	$(BIN)/ruff check vcstream tests
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: install-test
 	$(BIN)/vcstream bench $(ARGS)
