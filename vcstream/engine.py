@@ -633,7 +633,8 @@ class Engine:
             "current_request": current,
             **({"history": recent} if history else {}),
             "listeners": self.hub.listener_names(),
-            **{name: stats() for name, stats in self.extra_status.items()},
+            # A copy: the daemon adds entries while the pacer thread takes snapshots.
+            **{name: stats() for name, stats in dict(self.extra_status).items()},
             **snap,
         }
 
