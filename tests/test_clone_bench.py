@@ -52,6 +52,8 @@ def test_tiny_run_prints_the_tables_and_writes_a_well_formed_report(run) -> None
     for name in ("default", "zero-shot"):
         assert 0.0 <= rows[name]["cer"] <= 1.0 and rows[name]["transcripts"][0]
         assert rows[name]["f0_error_st"] is not None
+    for name in ("default", "zero-shot", "ceiling"):  # speech, so partly voiced
+        assert 0.05 < rows[name]["voiced"] < 1.0, name
     assert report["summary"]["3"]["zero-shot"]["speakers"] == 1
     assert report["targets"]["adapted_10s_gap"]["met"] is None  # nothing measured
     assert "adaptation not available" in printed

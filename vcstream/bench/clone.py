@@ -27,7 +27,11 @@ Columns:
 * CER: Whisper (``vcstream.asr``) character error rate of the English output, pooled;
 * F0 error: |centre of the output's log F0 - centre of the held-out recordings'|, in
   semitones (centre: ``log_f0_statistics``' median over voiced YIN frames);
-* adapt s: wall time of the adaptation.
+* voiced: the share of the output's frames YIN calls voiced (the speaker's references for
+  the ceiling). An F0 centre read from a few voiced frames says little: a clone that
+  lost its harmonics (adaptation that smeared them did) shows here, not as a pitch;
+* adapt s: wall time of the adaptation, under the configured budget (``[adapt]
+  max_wall_s``, 60 s by default: tuning stops there with the best parameters so far).
 
 Output audio is analysed as the training corpus analyses recordings (``OutputAnalyser``:
 silence trimmed, level normalised), so the recordings and outputs meet on equal terms.
@@ -105,6 +109,12 @@ def log_f0_centre(audios: Sequence[np.ndarray]) -> float | None:
     return None if stats is None else stats[0]
 
 
+def voiced_fraction(f0_hz: Sequence[np.ndarray]) -> float | None:
+    """Share of frames with an F0 (0 where unvoiced) over all the arrays."""
+    n = sum(len(f) for f in f0_hz)
+    return None if n == 0 else round(sum(int(np.sum(f > 0)) for f in f0_hz) / n, 3)
+
+
 def speaker_target(encoder, segments) -> SpeakerTarget:
     from vcstream.corpus.realvoice import join_segments
     from vcstream.encoder.embed import l2_normalize
@@ -145,6 +155,7 @@ def row_from_outputs(outs: Sequence[dict], target: SpeakerTarget, **extra: Any) 
         "cer": round(sum(o["edits"] for o in outs) / chars, 4) if chars else None,
         "log_f0": _round(centre),
         "f0_error_st": _round(_st(centre, target.log_f0), 3),
+        "voiced": voiced_fraction(f0),
         "synth_s_per_audio_s": _round(
             sum(o["synth_s"] for o in outs) / audio_s if audio_s else None, 5
         ),
@@ -159,13 +170,19 @@ def ceiling_row(encoder, references, target: SpeakerTarget) -> dict:
     from vcstream.corpus.realvoice import join_segments
 
     utts = join_segments(references, JOIN_SECONDS)
+    from vcstream.audio.mel import HOP, SAMPLE_RATE_HZ
+    from vcstream.audio.pitch import estimate_f0
+    from vcstream.corpus.features import F0_MAX_HZ, F0_MIN_HZ
+
     cos = [cosine(utterance_embedding(encoder, u), target.embedding) for u in utts]
     centre = log_f0_centre([s.audio for s in references])
+    f0 = [estimate_f0(s.audio, SAMPLE_RATE_HZ, HOP, F0_MIN_HZ, F0_MAX_HZ)[0] for s in references]
     return {
         "cosine": round(float(np.mean(cos)), 4),
         "cer": None,
         "log_f0": _round(centre),
         "f0_error_st": _round(_st(centre, target.log_f0), 3),
+        "voiced": voiced_fraction(f0),
         "utterances": len(utts),
     }
 
@@ -206,10 +223,13 @@ def measure_clone(
     adapt: Callable | None = None,
     keep_mels: bool = False,
     progress: Progress | None = None,
+    adapt_wall_s: float | None = None,
 ) -> dict[str, Any]:
     """The clone figure for ``speakers`` (``realvoice.RealSpeaker``); the report dict.
 
-    ``adapt`` is ``vcstream.adapt.adapt`` or None (rows left out, with the note).
+    ``adapt`` is ``vcstream.adapt.adapt`` or None (rows left out, with the note);
+    ``adapt_wall_s`` its wall-clock budget (``[adapt] max_wall_s``, as the daemon and
+    ``embed --adapt`` run it; None: the plan's steps and early stopping, however long).
     ``keep_mels`` keeps, per speaker, mels of the first sentence for spectrogram pictures
     (under ``"_mels"``, not JSON-serialisable: the caller pops it)."""
     from vcstream.app import SYNTH_SAMPLE_RATE_HZ
@@ -320,6 +340,7 @@ def measure_clone(
                         seed=0,
                         transcriber=transcriber,
                         extractor=extractor,
+                        max_wall_s=adapt_wall_s,
                     )
                     voices["adapted"] = (adapted.conditioning(), time.perf_counter() - t0)
                 except NoVoiceError as err:
@@ -352,7 +373,11 @@ def measure_clone(
         "lengths": [f"{x:g}" for x in lengths],
         "knn": {"modes": list(knn_modes), **knn},
         "adaptation": {"available": adapt is not None}
-        | ({} if adapt is not None else {"note": ADAPTATION_NOT_AVAILABLE}),
+        | (
+            {"max_wall_s": adapt_wall_s}
+            if adapt is not None
+            else {"note": ADAPTATION_NOT_AVAILABLE}
+        ),
         "speakers": report_speakers,
     }
     report["summary"] = summarise(report_speakers)
@@ -390,6 +415,7 @@ def summarise(speakers: dict[str, Any]) -> dict[str, dict[str, dict]]:
                 "cer": mean("cer"),
                 "cer_max": max((g["cer"] for g in got if g.get("cer") is not None), default=None),
                 "f0_error_st": mean("f0_error_st"),
+                "voiced": mean("voiced"),
                 "adapt_s": mean("adapt_s"),
                 "synth_s_per_audio_s": mean("synth_s_per_audio_s"),
                 "errors": sum(1 for e in entries if name in e and "error" in e[name]),
@@ -459,12 +485,13 @@ def _num(x: float | None, fmt: str) -> str:
 
 def _row_cells(r: dict) -> list[str]:
     if "error" in r:
-        return ["-", "-", "-", "-", "-", r["error"][:60]]
+        return ["-", "-", "-", "-", "-", "-", r["error"][:60]]
     return [
         _num(r.get("cosine"), ".3f"),
         _pct(r.get("gap_closed")),
         _pct(r.get("cer")),
         _num(r.get("f0_error_st"), ".2f"),
+        _pct(r.get("voiced")),
         _num(r.get("adapt_s"), ".1f"),
         "",
     ]
@@ -486,7 +513,7 @@ def clone_tables(report: dict) -> list:
     """The per-speaker table and the summary table (rich)."""
     from rich.table import Table
 
-    cols = ("cosine", "gap closed", "CER", "F0 err st", "adapt s", "note")
+    cols = ("cosine", "gap closed", "CER", "F0 err st", "voiced", "adapt s", "note")
     per = Table(title="vcstream bench --clone: per test speaker and reference length")
     for c in ("speaker", "ref s", "row", *cols):
         per.add_column(c, justify="left" if c in ("speaker", "row", "note") else "right")
@@ -679,6 +706,7 @@ def clone_main(args) -> dict:
             adapt=adapt,
             keep_mels=bool(png_dir),
             progress=advance,
+            adapt_wall_s=cfg.adapt.max_wall_s or None,
         )
     mels = report.pop("_mels", None)
     report = {
