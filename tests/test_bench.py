@@ -126,3 +126,17 @@ def test_vocoder_variants_measure_cost_and_difference() -> None:
         assert rows[name]["ms_per_audio_s"] > 0 and rows[name]["cpu_ms_per_audio_s"] > 0
     assert "unknown variant" in rows["no_such_variant"]["error"]
     assert vocoder_variants_table(report).row_count == 3
+
+
+def test_capacity_shares_the_cores_out_among_process_daemons() -> None:
+    import os
+
+    from vcstream.bench.capacity import _Daemons
+    from vcstream.config import Config
+
+    cfg = Config()
+    cores = os.cpu_count() or 1
+    shared = _Daemons(cfg, None, "process")
+    assert shared.threads_for(1) == cores and shared.threads_for(2 * cores) == 1
+    cfg.device.cpu_threads = 3  # a configured count is kept at every level
+    assert _Daemons(cfg, None, "process").threads_for(8) == 3

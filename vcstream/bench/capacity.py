@@ -5,8 +5,9 @@ What one stream is: the engine synthesises one request at a time into one paced 
 N concurrent streams therefore means N daemons on this machine, each with one WebSocket
 client asking for speech at the same moment, as N performers' daemons would run side by
 side. Each daemon is, by default, its own `vcstream serve` process, as deployed (each loads
-its own models, on one torch thread unless ``[device] cpu_threads`` says otherwise: N
-daemons each spreading every convolution over all cores mostly wait for each other);
+its own models; unless ``[device] cpu_threads`` is set, N daemons share the cores out, each
+on cores / N torch threads, restarted when that changes: N daemons each spreading every
+convolution over all cores mostly wait for each other);
 ``daemons="thread"`` runs them in this process sharing one set of loaded
 models (the test's tiny configuration; its threads also share one interpreter).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,19 +140,26 @@ class _Daemons:
         if daemons not in ("process", "thread"):
             raise ValueError(f"daemons must be 'process' or 'thread', not {daemons!r}")
         self.cfg, self.rt, self.kind = loopback_config(cfg), rt, daemons
-        if daemons == "process" and self.cfg.device.cpu_threads == 0:
-            # N daemons on a few cores, each spreading every convolution over all of them,
-            # mostly wait for each other; one torch thread each, unless the config says.
-            self.cfg.device.cpu_threads = 1
+        self.fixed_threads = cfg.device.cpu_threads  # 0: share the cores (threads_for)
+        self.threads = 0  # what the running daemons were started with
         self.running: list = []
         self.clients: list = []
         self._tmp = tempfile.TemporaryDirectory(prefix="vcstream-capacity-")
+
+    def threads_for(self, n: int) -> int:
+        """Torch threads of each of ``n`` process daemons: the configured count, else the
+        cores shared out (N daemons each spreading every convolution over all the cores
+        mostly wait for each other)."""
+        return self.fixed_threads or max(1, (os.cpu_count() or 1) // n)
 
     async def grow(self, n: int) -> None:
         import copy
 
         from vcstream.net.client import WsClient
 
+        if self.kind == "process" and self.threads_for(n) != self.threads:
+            await self.close_daemons()  # restarted with their share of the cores
+            self.threads = self.cfg.device.cpu_threads = self.threads_for(n)
         while len(self.running) < n:
             if self.kind == "thread":
                 from vcstream.daemon import start_daemon
@@ -159,8 +168,7 @@ class _Daemons:
             else:
                 from vcstream.bench.daemons import DaemonProcess
 
-                workdir = Path(self._tmp.name) / str(len(self.running))
-                workdir.mkdir()
+                workdir = Path(tempfile.mkdtemp(dir=self._tmp.name))
                 d = DaemonProcess(copy.deepcopy(self.cfg), workdir)
                 self.running.append(d)  # stopped even if it never becomes ready
                 await asyncio.to_thread(d.wait_ready)
@@ -174,12 +182,16 @@ class _Daemons:
             if r.error is not None:
                 raise RuntimeError(f"capacity daemon {len(self.running)} failed: {r.error}")
 
-    async def close(self) -> None:
+    async def close_daemons(self) -> None:
         for client in self.clients:
             with contextlib.suppress(Exception):
                 await client.close()
         for d in self.running:
             await asyncio.to_thread(d.stop)
+        self.clients, self.running = [], []
+
+    async def close(self) -> None:
+        await self.close_daemons()
         self._tmp.cleanup()
 
 
@@ -206,7 +218,10 @@ def measure_capacity(
                 await pool.grow(n)
                 streams = await _speak_all(pool.clients[:n], text, period_s)
                 ok = all(s["ok"] for s in streams)
-                levels.append({"streams": n, "ok": ok, "per_stream": streams})
+                level = {"streams": n, "ok": ok, "per_stream": streams}
+                if daemons == "process":
+                    level["torch_threads_per_daemon"] = pool.threads
+                levels.append(level)
                 if not ok:
                     break
         finally:
@@ -219,7 +234,6 @@ def measure_capacity(
         "(the engine speaks one request at a time), each asked for speech at once over "
         "WebSocket",
         "daemons": daemons,
-        "torch_threads_per_daemon": (cfg.device.cpu_threads or 1) if daemons == "process" else None,
         "text_words": len(text.split()),
         "frame_ms": cfg.output.frame_ms,
         "max_streams": max_streams,
@@ -235,17 +249,13 @@ def capacity_table(report: dict[str, Any]):  # returns a rich Table
 
     first = next(iter(report["capacity"].values()))
     table = Table(
-        title=f"capacity: {first['what']} ({first['daemons']} daemons"
-        + (
-            f" of {first['torch_threads_per_daemon']} torch thread(s)"
-            if first.get("torch_threads_per_daemon")
-            else ""
-        )
-        + f", {first['text_words']}-word text, {first['frame_ms']} ms frames)"
+        title=f"capacity: {first['what']} ({first['daemons']} daemons, {first['text_words']}-word "
+        f"text, {first['frame_ms']} ms frames)"
     )
     for col in (
         "quality",
         "streams",
+        "threads each",
         "result",
         "worst late ms",
         "of which pacer ms",
@@ -263,6 +273,7 @@ def capacity_table(report: dict[str, Any]):  # returns a rich Table
             table.add_row(
                 quality,
                 str(lv["streams"]),
+                str(lv.get("torch_threads_per_daemon", "-")),
                 "real time" if lv["ok"] else "FAILED",
                 f"{max(late):.0f}" if late else "-",
                 f"{max(pacer):.0f}" if pacer else "-",
