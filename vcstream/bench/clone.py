@@ -329,6 +329,7 @@ def measure_clone(
                 except NoVoiceError as err:
                     rows[f"zero-shot+{conversion_name(mode)}"] = {"error": str(err)}
             voices: dict[str, tuple[VoiceConditioning, float | None]] = {}
+            adapt_info: dict[str, Any] = {}
             if zs is not None:
                 voices["zero-shot"] = (zs, None)
             if adapt is not None:
@@ -343,10 +344,25 @@ def measure_clone(
                         max_wall_s=adapt_wall_s,
                     )
                     voices["adapted"] = (adapted.conditioning(), time.perf_counter() - t0)
+                    meta = adapted.metadata()
+                    # What the budget left of the tuning: steps kept, speech used.
+                    adapt_info = {
+                        k: meta[k]
+                        for k in (
+                            "plan",
+                            "seconds",
+                            "utterances",
+                            "steps",
+                            "held_out_loss_before",
+                            "held_out_loss",
+                        )
+                    }
                 except NoVoiceError as err:
                     rows["adapted"] = {"error": str(err)}
             for name, (voice, adapt_s) in voices.items():
-                extra = {} if adapt_s is None else {"adapt_s": round(adapt_s, 2)}
+                extra = (
+                    {} if adapt_s is None else {"adapt_s": round(adapt_s, 2), "adapt": adapt_info}
+                )
                 outs = speak(fp_pipe, voice, f"{label} {name}")
                 rows[name] = row_from_outputs(outs, target, **extra)
                 if keep_mels and length == ss.lengths[-1]:
