@@ -13,6 +13,9 @@ from netutil import FIXTURES, daemon_config, running_daemon
 
 from vcstream.net.client import ServerError, WsClient, ZmqClient
 
+# Frame cadence and response-time bounds: run alone, not beside other tests (make test).
+pytestmark = pytest.mark.realtime
+
 LINE = "The adaptation runs in its own process at a lower priority."
 MIN_SECONDS = 4.0  # wide enough a window (real-time capture) to catch "too little voice"
 

@@ -18,6 +18,9 @@ from netutil import daemon_config, running_daemon
 from vcstream.net.client import ServerError, WsClient, ZmqClient
 from vcstream.testing import RecordingPublisher
 
+# Frame cadence and response-time bounds: run alone, not beside other tests (make test).
+pytestmark = pytest.mark.realtime
+
 RATE = 5.0  # requests per second per client (the default)
 FLOOD_TEXT = "A flooding line."
 B_TEXT = "Yes."

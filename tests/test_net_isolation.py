@@ -11,6 +11,9 @@ from netutil import daemon_config, rss_bytes, running_daemon, stalled_ws_client
 
 from vcstream.net.client import WsClient
 
+# Frame cadence and response-time bounds: run alone, not beside other tests (make test).
+pytestmark = pytest.mark.realtime
+
 STALL_S = 30.0
 SENTENCE = "A slow listener must never hold up the others."
 

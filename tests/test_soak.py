@@ -17,6 +17,9 @@ from netutil import FIXTURES, daemon_config, running_daemon
 from vcstream.app import build_runtime
 from vcstream.soak import HEADER, format_sample, run_soak
 
+# Frame cadence and response-time bounds: run alone, not beside other tests (make test).
+pytestmark = pytest.mark.realtime
+
 SOAK_S = float(os.environ.get("VCSTREAM_SOAK_S", "100"))
 # Growth is measured over the second half: in the first, the models' first calls, thread
 # pools and the allocator's arenas settle (measured on a loaded 2-core machine: +530 MB in

@@ -80,7 +80,7 @@ export class Player extends EventTarget {
       });
       this.node.port.onmessage = (e) => {
         if (e.data.type === "stats") this.onStats(e.data.stats);
-        else if (e.data.type === "played") this.onPlayed(e.data.pcm);
+        else if (e.data.type === "played") this.onPlayed(e.data.pcm, ctx.sampleRate);
       };
       this.mode = "worklet";
     } catch (err) {
@@ -103,7 +103,7 @@ export class Player extends EventTarget {
     node.onaudioprocess = (e) => {
       const out = e.outputBuffer.getChannelData(0);
       jb.pull(out);
-      this.onPlayed(out.slice());
+      this.onPlayed(out.slice(), ctx.sampleRate);
       if (++blocks % 2 === 0) this.onStats(jb.snapshot(ctx.sampleRate));
     };
     this.fallbackBuffer = jb;
@@ -111,10 +111,11 @@ export class Player extends EventTarget {
     this.mode = "scriptprocessor";
   }
 
-  // Samples just played (float, at the context's rate, before the mute gain): a "played"
-  // event whose detail is {pcm, sampleRate}.
-  onPlayed(pcm) {
-    this.dispatchEvent(new CustomEvent("played", { detail: { pcm, sampleRate: this.ctx.sampleRate } }));
+  // Samples just played (float, at the rate of the context that played them, before the
+  // mute gain): a "played" event whose detail is {pcm, sampleRate}. The rate comes from that
+  // context, not this.ctx: a block can still arrive after close() or a reopen.
+  onPlayed(pcm, sampleRate) {
+    this.dispatchEvent(new CustomEvent("played", { detail: { pcm, sampleRate } }));
   }
 
   // True while the audio graph is actually pulling samples (so "played" events flow).
@@ -173,6 +174,10 @@ export class Player extends EventTarget {
     this.ready = false;
     if (this.ctx) {
       const ctx = this.ctx;
+      if (this.node) {
+        this.node.onaudioprocess = null; // the fallback's callback may still be queued
+        if (this.node.port) this.node.port.onmessage = null;
+      }
       this.ctx = null;
       this.node = null;
       await ctx.close().catch(() => {});
