@@ -289,15 +289,19 @@ class StreamingVocoder:
         return self._join(list(self.chunks(mel)))
 
     def chunks(self, mel: torch.Tensor) -> Iterator[np.ndarray]:
-        """Append ``[80, n]`` log-mel frames; yield the audio of each chunk that becomes
-        final, as soon as it is vocoded (float32). The frames are taken in before the first
-        chunk is yielded: stopping early loses nothing (``flush`` vocodes the rest)."""
+        """Append ``[80, n]`` log-mel frames; an iterator over the audio of each chunk that
+        becomes final, each yielded as soon as it is vocoded (float32). The mel is checked
+        now (``InputError``); iterate to the end before the next call or ``flush``: the
+        window method takes the frames in as its bounded buffer frees (stopping early is
+        for abandoning the utterance, then ``reset``)."""
         mel = self._check_mel(mel)
         self._frames_in += mel.shape[1]
         if self.method == "window":
-            yield from self._process_window(mel)
-        else:
-            yield from self._process_stateful(mel)
+            return self._process_window(mel)
+        if mel.shape[1]:
+            self._pending.append(mel)
+            self._n_pending += mel.shape[1]
+        return self._process_stateful()
 
     def flush(self) -> np.ndarray:
         """Vocode the frames still held back (end of utterance), return them and reset."""
@@ -356,10 +360,7 @@ class StreamingVocoder:
 
     # -- stateful method ------------------------------------------------------------
 
-    def _process_stateful(self, mel: torch.Tensor) -> Iterator[np.ndarray]:
-        if mel.shape[1]:
-            self._pending.append(mel)
-            self._n_pending += mel.shape[1]
+    def _process_stateful(self) -> Iterator[np.ndarray]:
         # The first push waits for its lookahead too, so that it yields a whole first chunk.
         need = self._chunk + (self.lookahead_frames if self._chunks_done == 0 else 0)
         while self._n_pending >= need:
