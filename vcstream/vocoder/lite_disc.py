@@ -34,6 +34,17 @@ LEAK = 0.1
 Verdict = tuple[torch.Tensor, list[torch.Tensor]]
 
 
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, h: torch.Tensor) -> Verdict:
+    """Leaky-ReLU convolutions, then the score layer; every layer's output is a feature."""
+    feats = []
+    for conv in convs:
+        h = F.leaky_relu(conv(h), LEAK)
+        feats.append(h)
+    h = post(h)
+    feats.append(h)
+    return h.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     def __init__(self, period: int, channels: tuple[int, ...] = PERIOD_CHANNELS) -> None:
         super().__init__()
@@ -54,13 +65,7 @@ class PeriodDiscriminator(nn.Module):
         if rest:
             x = F.pad(x, (0, rest), mode="reflect")
         h = x.view(b, 1, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), LEAK)
-            feats.append(h)
-        h = self.post(h)
-        feats.append(h)
-        return h.flatten(1), feats
+        return _conv_stack(self.convs, self.post, h)
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -85,13 +90,7 @@ class ResolutionDiscriminator(nn.Module):
         spec = torch.stft(x, self.n_fft, self.hop, window=self.window, return_complex=True)
         # the floor keeps the compression's gradient finite in digital silence
         h = spec.abs().clamp(min=1e-4).pow(COMPRESS).transpose(1, 2).unsqueeze(1)
-        feats = []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), LEAK)
-            feats.append(h)
-        h = self.post(h)
-        feats.append(h)
-        return h.flatten(1), feats
+        return _conv_stack(self.convs, self.post, h)
 
 
 class Discriminators(nn.Module):
