@@ -15,8 +15,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from vcstream.errors import InputError
-from vcstream.metrics import Metrics
+from vcstream.metrics import Metrics, StageTimer
 from vcstream.synth.base import SynthControls, Synthesizer, VoiceConditioning
+
+
+def _timed(items: Iterator, timer: StageTimer, units: Callable) -> Iterator:
+    """``items`` one by one, the time each took to make added to ``timer`` with
+    ``units(item)`` of work (the consumer's time between items is not counted)."""
+    while True:
+        t0 = time.perf_counter()
+        item = next(items, None)
+        if item is None:
+            return
+        timer.add(1000 * (time.perf_counter() - t0), units(item))
+        yield item
 
 
 @dataclass(frozen=True)
@@ -84,33 +96,23 @@ class SpeechPipeline:
         """Yield float32 audio chunks as soon as each is vocoded."""
         synth_timer = self.metrics.timer("synth")
         voc_timer = self.metrics.timer("vocoder")
+        hop = self.vocoder.hop
         for phonemes in prepared.sentences:
             if cancelled():
                 return
             self.vocoder.reset()
             mel_stream = self.synthesizer.synthesize(phonemes, voice, controls)
-            while True:
-                t0 = time.perf_counter()
-                mel = next(mel_stream, None)
-                if mel is None:
-                    break
-                synth_timer.add(1000 * (time.perf_counter() - t0), mel.shape[-1])
+            for mel in _timed(mel_stream, synth_timer, lambda m: m.shape[-1]):
                 if cancelled():
                     return
                 # Each chunk leaves as soon as it is vocoded: the first ones of a sentence
                 # are small (the vocoder's ramp), so audio starts while the rest is made.
-                chunks = self.vocoder.chunks(mel)
-                while True:
-                    t0 = time.perf_counter()
-                    audio = next(chunks, None)
-                    if audio is None:
-                        break
-                    voc_timer.add(1000 * (time.perf_counter() - t0), len(audio) / self.vocoder.hop)
+                for audio in _timed(self.vocoder.chunks(mel), voc_timer, lambda a: len(a) / hop):
                     yield audio
                     if cancelled():
                         return
             t0 = time.perf_counter()
             tail = self.vocoder.flush()
-            voc_timer.add(1000 * (time.perf_counter() - t0), len(tail) / self.vocoder.hop)
+            voc_timer.add(1000 * (time.perf_counter() - t0), len(tail) / hop)
             if len(tail):
                 yield tail

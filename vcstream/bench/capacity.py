@@ -140,8 +140,8 @@ class _Daemons:
         if daemons not in ("process", "thread"):
             raise ValueError(f"daemons must be 'process' or 'thread', not {daemons!r}")
         self.cfg, self.rt, self.kind = loopback_config(cfg), rt, daemons
-        self.fixed_threads = cfg.device.cpu_threads  # 0: share the cores (threads_for)
-        self.threads = 0  # what the running daemons were started with
+        # 0: share the cores out (threads_for); the daemons start with self.cfg's count.
+        self.fixed_threads = cfg.device.cpu_threads
         self.running: list = []
         self.clients: list = []
         self._tmp = tempfile.TemporaryDirectory(prefix="vcstream-capacity-")
@@ -157,9 +157,9 @@ class _Daemons:
 
         from vcstream.net.client import WsClient
 
-        if self.kind == "process" and self.threads_for(n) != self.threads:
+        if self.kind == "process" and self.threads_for(n) != self.cfg.device.cpu_threads:
             await self.close_daemons()  # restarted with their share of the cores
-            self.threads = self.cfg.device.cpu_threads = self.threads_for(n)
+            self.cfg.device.cpu_threads = self.threads_for(n)
         while len(self.running) < n:
             if self.kind == "thread":
                 from vcstream.daemon import start_daemon
@@ -220,7 +220,7 @@ def measure_capacity(
                 ok = all(s["ok"] for s in streams)
                 level = {"streams": n, "ok": ok, "per_stream": streams}
                 if daemons == "process":
-                    level["torch_threads_per_daemon"] = pool.threads
+                    level["torch_threads_per_daemon"] = pool.cfg.device.cpu_threads
                 levels.append(level)
                 if not ok:
                     break
