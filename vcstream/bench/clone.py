@@ -95,18 +95,20 @@ def utterance_embedding(encoder, audio_22k: np.ndarray) -> np.ndarray:
     return embed_utterance(encoder, resample(audio_22k, 22050, 16000)).embedding
 
 
-def log_f0_centre(audios: Sequence[np.ndarray]) -> float | None:
+def voiced_f0(audio_22k: np.ndarray) -> np.ndarray:
+    """YIN F0 in Hz per mel frame, 0 where unvoiced (as ``OutputAnalyser`` tracks outputs)."""
     from vcstream.audio.mel import HOP, SAMPLE_RATE_HZ
     from vcstream.audio.pitch import estimate_f0
     from vcstream.corpus.features import F0_MAX_HZ, F0_MIN_HZ
-    from vcstream.synth.fastpitch import log_f0_statistics
 
-    parts = []
-    for a in audios:
-        f0, voiced = estimate_f0(a, SAMPLE_RATE_HZ, HOP, F0_MIN_HZ, F0_MAX_HZ)
-        parts.append(np.where(voiced, f0, 0.0))
-    stats = log_f0_statistics(np.concatenate(parts)) if parts else None
-    return None if stats is None else stats[0]
+    f0, voiced = estimate_f0(audio_22k, SAMPLE_RATE_HZ, HOP, F0_MIN_HZ, F0_MAX_HZ)
+    return np.where(voiced, f0, 0.0)
+
+
+def log_f0_centre(audios: Sequence[np.ndarray]) -> float | None:
+    from vcstream.bench.synth import f0_centre
+
+    return f0_centre([voiced_f0(a) for a in audios])
 
 
 def voiced_fraction(f0_hz: Sequence[np.ndarray]) -> float | None:
@@ -139,15 +141,12 @@ def _round(x: float | None, digits: int = 4) -> float | None:
 
 def row_from_outputs(outs: Sequence[dict], target: SpeakerTarget, **extra: Any) -> dict:
     """One row's figures from ``OutputAnalyser`` results (plus ``audio``/``synth_s``)."""
-    from vcstream.bench.synth import cosine
+    from vcstream.bench.synth import cosine, f0_centre
 
     chars = sum(o["ref_chars"] for o in outs)
     audio_s = sum(o["audio_s"] for o in outs)
     f0 = [o["f0_hz"] for o in outs]
-    from vcstream.synth.fastpitch import log_f0_statistics
-
-    stats = log_f0_statistics(np.concatenate(f0)) if f0 else None
-    centre = None if stats is None else stats[0]
+    centre = f0_centre(f0)
     return {
         "cosine": round(
             float(np.mean([cosine(o["embedding"], target.embedding) for o in outs])), 4
@@ -166,17 +165,13 @@ def row_from_outputs(outs: Sequence[dict], target: SpeakerTarget, **extra: Any) 
 
 
 def ceiling_row(encoder, references, target: SpeakerTarget) -> dict:
-    from vcstream.bench.synth import cosine
+    from vcstream.bench.synth import cosine, f0_centre
     from vcstream.corpus.realvoice import join_segments
 
     utts = join_segments(references, JOIN_SECONDS)
-    from vcstream.audio.mel import HOP, SAMPLE_RATE_HZ
-    from vcstream.audio.pitch import estimate_f0
-    from vcstream.corpus.features import F0_MAX_HZ, F0_MIN_HZ
-
     cos = [cosine(utterance_embedding(encoder, u), target.embedding) for u in utts]
-    centre = log_f0_centre([s.audio for s in references])
-    f0 = [estimate_f0(s.audio, SAMPLE_RATE_HZ, HOP, F0_MIN_HZ, F0_MAX_HZ)[0] for s in references]
+    f0 = [voiced_f0(s.audio) for s in references]  # one YIN pass for the centre and voicing
+    centre = f0_centre(f0)
     return {
         "cosine": round(float(np.mean(cos)), 4),
         "cer": None,

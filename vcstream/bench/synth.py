@@ -283,7 +283,8 @@ def pitch_following(pairs: Sequence[tuple[float | None, float]]) -> dict[str, An
     return {**out, "r": round(float(np.corrcoef(o, t)[0, 1]), 4)}
 
 
-def _centre(f0_parts: Sequence[np.ndarray]) -> float | None:
+def f0_centre(f0_parts: Sequence[np.ndarray]) -> float | None:
+    """The log-F0 centre (``log_f0_statistics``) of F0 tracks in Hz, 0 where unvoiced."""
     from vcstream.synth.fastpitch import log_f0_statistics
 
     stats = log_f0_statistics(np.concatenate(f0_parts)) if f0_parts else None
@@ -400,7 +401,7 @@ def _cost(outs: Sequence[dict]) -> float | None:
 
 
 def _speaker_rows(plan: EvalPlan, piper_out, fp_out) -> dict[str, dict]:
-    piper_centre = _centre([o["f0_hz"] for o in piper_out])
+    piper_centre = f0_centre([o["f0_hz"] for o in piper_out])
     rows = {}
     for spk in plan.speakers:
         outs = fp_out[spk.name]
@@ -409,7 +410,7 @@ def _speaker_rows(plan: EvalPlan, piper_out, fp_out) -> dict[str, dict]:
             "references": spk.n_references,
             "references_exclude_evaluated_sentences": spk.disjoint,
             "target_log_f0": round(spk.log_f0[0], 4),
-            "fastpitch_log_f0": _round(_centre([o["f0_hz"] for o in outs])),
+            "fastpitch_log_f0": _round(f0_centre([o["f0_hz"] for o in outs])),
             "piper_log_f0": _round(piper_centre),
             "fastpitch_cosine": round(
                 float(np.mean([cosine(o["embedding"], spk.embedding) for o in outs])), 4
