@@ -1,5 +1,6 @@
 """The real-voice data: speakers found in the Debian packages, references of the asked
-lengths, held-out clips never in a reference, the dev/test split, reserved data refused."""
+lengths, held-out clips never in a reference, the dev/test split, nothing read from outside the
+packages."""
 
 from __future__ import annotations
 
@@ -83,13 +84,23 @@ def test_too_little_audio_is_a_clear_error_and_lengths_beyond_it_are_left_out() 
         rv.get_speakers(["hedgewars/Nobody"])
 
 
-def test_decode_reads_ogg_and_wav_and_refuses_reserved_or_broken_files(tmp_path: Path) -> None:
+def test_decode_reads_ogg_and_wav_clips_only_from_the_sources_and_refuses_broken_files(
+    tmp_path: Path,
+) -> None:
     ogg = rv.decode(rv.HEDGEWARS / "British" / "Hello.ogg")
     wav = rv.decode(rv.FESTVOX_RU / "wav" / "ru_0001.wav")
     assert ogg.ndim == wav.ndim == 1 and len(ogg) > 0.3 * rv.SAMPLE_RATE_HZ
     assert len(wav) == pytest.approx(16.08 * rv.SAMPLE_RATE_HZ, rel=0.01)  # 16 kHz -> 22050
-    with pytest.raises(InputError, match="reserved"):
-        rv.check_not_reserved("/usr/share/sounds/alsa/Front_Center.wav")
+    outside = tmp_path / "elsewhere.wav"
+    outside.write_bytes(b"RIFF")  # refused before it is opened
+    with pytest.raises(InputError, match="not a recording of the real-voice benchmark"):
+        rv.load_clip(rv.Clip(outside, "elsewhere", False))
+    link = tmp_path / "Hello.ogg"  # a link into a source is read as the file it names ...
+    link.symlink_to(rv.HEDGEWARS / "British" / "Hello.ogg")
+    assert rv.check_in_sources(link) == (rv.HEDGEWARS / "British" / "Hello.ogg").resolve()
+    sneaky = rv.HEDGEWARS / "British" / ".." / ".." / ".." / ".." / ".."
+    with pytest.raises(InputError, match="not a recording"):  # ... and a path out of one is not
+        rv.check_in_sources(sneaky / "elsewhere.wav")
     broken = tmp_path / "broken.ogg"
     broken.write_bytes(b"OggS" + b"\0" * 100)
     from vcstream.errors import AudioFileError

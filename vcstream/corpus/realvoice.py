@@ -40,8 +40,9 @@ the start of the 10 s one, as a performer who keeps talking. No held-out clip is
 of a reference. A length is offered only when the speaker has that much left after the
 held-out clips.
 
-Reserved recordings (``pocketsphinx-testdata``, ``alsa-utils`` sounds, ``codec2-examples``)
-are outside every root below and refused by ``check_not_reserved``.
+Only recordings under the roots of these four packages are ever read (``check_in_sources``,
+at every clip load): recordings kept elsewhere on a machine for independent evaluation
+cannot slip into a benchmark or an adaptation run by a path or a link.
 """
 
 from __future__ import annotations
@@ -73,13 +74,6 @@ SOURCES = {
     "hedgewars": (HEDGEWARS, "hedgewars-data"),
     "klettres": (KLETTRES, "klettres-data"),
 }
-# Reserved for independent evaluation (never read): their install locations.
-RESERVED_ROOTS = (
-    Path("/usr/share/pocketsphinx"),
-    Path("/usr/share/sounds/alsa"),
-    Path("/usr/share/codec2"),
-    Path("/usr/share/doc/codec2-examples"),
-)
 
 TEST_SPEAKERS = frozenset(
     {
@@ -154,13 +148,19 @@ def split_of(name: str) -> str:
     return "test" if name in TEST_SPEAKERS else "dev"
 
 
-def check_not_reserved(path: str | Path) -> Path:
-    """``path`` resolved; ``InputError`` when it lies under reserved evaluation data."""
+def check_in_sources(path: str | Path) -> Path:
+    """``path`` resolved (links followed); ``InputError`` unless it lies under one of the
+    ``SOURCES`` packages' roots."""
     p = Path(path).resolve()
-    for root in RESERVED_ROOTS:
+    for root, _ in SOURCES.values():
+        root = root.resolve()
         if p == root or root in p.parents:
-            raise InputError(f"{p}: reserved for independent evaluation, never read")
-    return p
+            return p
+    packages = ", ".join(package for _, package in SOURCES.values())
+    raise InputError(
+        f"{p}: not a recording of the real-voice benchmark's packages ({packages}); "
+        "nothing else is read"
+    )
 
 
 # --- finding speakers ---------------------------------------------------------------------
@@ -262,7 +262,6 @@ _FINDERS = {
 @functools.lru_cache(maxsize=8)
 def _found(source: str) -> tuple[RealSpeaker, ...]:
     # Installed packages do not change while we run; listing them costs seconds.
-    check_not_reserved(SOURCES[source][0])
     return tuple(_FINDERS[source]())
 
 
@@ -309,7 +308,7 @@ def decode(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray
             "PyAV is not installed: `pip install av==18.1.0` (comes with faster-whisper, "
             "part of `make install-test`)"
         ) from err
-    p = check_not_reserved(path)
+    p = Path(path)
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate_hz)
     parts = []
     try:
@@ -333,7 +332,7 @@ def load_clip(clip: Clip) -> np.ndarray:
     corpus prepares its recordings. ``AudioFileError`` / ``NoVoiceError`` otherwise."""
     from vcstream.corpus.features import clean_audio
 
-    return clean_audio(decode(clip.path), SAMPLE_RATE_HZ)
+    return clean_audio(decode(check_in_sources(clip.path)), SAMPLE_RATE_HZ)
 
 
 # --- references and held-out clips --------------------------------------------------------
