@@ -174,6 +174,7 @@ def test_daemon_runs_lite_and_status_says_so(tmp_path: Path) -> None:
     voc = status["vocoder"]
     assert voc["quality"] == "lite" and voc["requested"] == "lite"
     assert voc["first_chunk_frames"] == cfg.vocoder.lite_first_chunk_frames
+    assert voc["chunk_growth"] == cfg.vocoder.lite_chunk_growth
 
     # The pipeline hands each chunk on as soon as it is vocoded: the small first one alone,
     # then the growing ones, not one block per synthesiser piece.
@@ -184,6 +185,7 @@ def test_daemon_runs_lite_and_status_says_so(tmp_path: Path) -> None:
     sizes = [len(a) // HOP for a in pipeline.render(prepared, VoiceConditioning(), SynthControls())]
     ramp = pipeline.vocoder.chunk_schedule(4)
     assert ramp[0] == cfg.vocoder.lite_first_chunk_frames < ramp[-1]
+    assert ramp[1] == 2 * ramp[0]  # lite_chunk_growth = 2
     assert sizes[:4] == ramp
 
 

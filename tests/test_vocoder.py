@@ -208,10 +208,18 @@ def test_stateful_chunks_match_the_whole_utterance(
 def test_stateful_chunks_grow_from_the_first_to_the_full_size(
     generator: HifiGanGenerator, mel: torch.Tensor, whole: np.ndarray
 ) -> None:
-    """After a small first chunk each grows by at most 1.25x: a vocoder near real time
-    could not make a full chunk while the first one plays."""
+    """After a small first chunk each grows by at most 1.25x (the default): a vocoder near
+    real time could not make a full chunk while the first one plays."""
     vocoder = StreamingVocoder(generator, chunk_frames=32, first_chunk_frames=16, method="stateful")
     assert vocoder.chunk_schedule(6) == [16, 20, 25, 31, 32, 32]
+    faster = StreamingVocoder(
+        generator, chunk_frames=32, first_chunk_frames=4, method="stateful", chunk_growth=2.0
+    )
+    assert faster.chunk_schedule(5) == [4, 8, 16, 32, 32]
+    slow = StreamingVocoder(
+        generator, chunk_frames=32, first_chunk_frames=4, method="stateful", chunk_growth=1.01
+    )
+    assert slow.chunk_schedule(4) == [4, 5, 6, 7]  # at least a frame more each time
     chunks = list(vocoder.chunks(mel))  # yielded one by one, as each is vocoded
     sizes = [len(c) // HOP for c in chunks]
     assert sizes == vocoder.chunk_schedule(len(sizes)) and len(sizes) >= 4
@@ -323,6 +331,10 @@ def test_no_loudness_normalisation_per_chunk(
         ({"chunk_frames": 100_000}, "chunk_frames must be between"),
         ({"method": "overlap-add"}, "method must be one of"),
         ({"precision": "int8"}, "precision must be one of"),
+        ({"chunk_growth": 1.0}, "chunk growth must be above 1"),
+        ({"chunk_growth": float("nan")}, "chunk growth must be above 1"),
+        ({"chunk_growth": 1e9}, "at most 64"),
+        ({"chunk_growth": "2"}, "chunk growth must be a number"),
     ],
 )
 def test_bad_settings_raise(generator: HifiGanGenerator, kwargs: dict, message: str) -> None:
@@ -354,9 +366,12 @@ def test_fast_cpu_refuses_another_device() -> None:
 
 
 def test_from_config_uses_the_cpu_settings(generator: HifiGanGenerator) -> None:
-    cfg = VocoderConfig(chunk_frames=24, cpu_chunk_frames=40, first_chunk_frames=12)
+    cfg = VocoderConfig(
+        chunk_frames=24, cpu_chunk_frames=40, first_chunk_frames=12, cpu_chunk_growth=1.5
+    )
     fast = StreamingVocoder.from_config(generator, cfg)
     assert fast.chunk_frames == 40 and fast.first_chunk_frames == 12
+    assert fast.chunk_schedule(4) == [12, 18, 27, 40]
     assert fast.fast_cpu and fast.method == "stateful"
     assert fast.precision == ("mixed" if cpu_has_native_bf16() else "float32")
     exact = StreamingVocoder.from_config(generator, cfg, fast_cpu=False)

@@ -63,11 +63,13 @@ class VocoderConfig:
     right_context_frames: int = 12
     first_chunk_frames: int = 16
     cpu_chunk_frames: int = 32
+    cpu_chunk_growth: float = 1.25
     cpu_fast: bool = True
     quality: str = "full"
     lite_checkpoint: str = ""
     lite_chunk_frames: int = 24
     lite_first_chunk_frames: int = 4
+    lite_chunk_growth: float = 2.0
     auto_full_max_rtf: float = 0.5
 
 

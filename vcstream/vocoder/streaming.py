@@ -29,13 +29,16 @@ The lite vocoder (``LiteVocoder``, quality ``"lite"``) streams only statefully, 
 on any device (``vcstream.vocoder.lite_stream``); its chunk sizes are the ``lite_*`` settings.
 
 The first chunk of an utterance may be smaller (``first_chunk_frames``) so that audio
-leaves early. With the stateful method the chunks after it grow by at most ``CHUNK_GROWTH``
-each up to ``chunk_frames`` (4, 5, 6, 8, ... 24 for the lite vocoder): a vocoder running at a
-real-time factor r needs r x the next chunk's length to make it, while only what is already
-out plays, so a jump from a small first chunk to a full one underruns whenever
-r > first / chunk (measured: the full path at r 0.75 and the lite one with three daemons on
-two cores did); growing by 1.25 keeps the buffer growing for any r < 0.8. Windows (the GPU
-path) keep two fixed shapes. ``chunks`` yields each chunk's audio as soon as it is vocoded
+leaves early. With the stateful method the chunks after it grow by at most ``chunk_growth``
+each up to ``chunk_frames``: a vocoder running at a real-time factor r needs r x the next
+chunk's length to make it, while only what is already out plays, so a jump from a small
+first chunk to a full one underruns whenever r > first / chunk (measured: the full path at
+r 0.75 and the lite one with three daemons on two cores did). Chunks growing geometrically
+by g never underrun while r <= 1 / g: V1 on a CPU (r 0.7-0.9) grows by 1.25 (16, 20, 25,
+31, 32), the lite vocoder (r 0.04-0.2, many daemons sharing the cores) by 2 (4, 8, 16, 24):
+each chunk costs a fixed overhead, and on a 1 s utterance 1.25 made the lite vocoder 1.6x
+dearer than 2 did (61 against 44 ms per audio second, measured). Windows (the GPU path)
+keep two fixed shapes. ``chunks`` yields each chunk's audio as soon as it is vocoded
 (``process`` is the same, joined). Nothing is normalised per chunk. Over an utterance,
 ``process`` calls plus ``flush`` return exactly ``hop`` (256) samples per mel frame received.
 """
@@ -63,7 +66,7 @@ log = logging.getLogger(__name__)
 METHODS = ("window", "stateful")
 PRECISIONS = ("float32", "mixed")
 _MAX_FRAMES = 4096  # per setting: far beyond any sensible chunk (47 s of audio)
-CHUNK_GROWTH = 1.25  # stateful chunks after the first: each at most this times the one before
+_MAX_GROWTH = 64.0
 
 
 def _frames(name: str, value: object, minimum: int) -> int:
@@ -74,6 +77,17 @@ def _frames(name: str, value: object, minimum: int) -> int:
             f"vocoder: {name} must be between {minimum} and {_MAX_FRAMES}, got {value}"
         )
     return value
+
+
+def _growth(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"vocoder: chunk growth must be a number, got {value!r}")
+    if not 1.0 < value <= _MAX_GROWTH:  # NaN fails this too
+        raise InputError(
+            f"vocoder: chunk growth must be above 1 and at most {_MAX_GROWTH:g} (the next "
+            f"chunk's size over the last one's), got {value}"
+        )
+    return float(value)
 
 
 @cache
@@ -104,11 +118,15 @@ class StreamingVocoder:
         fast_cpu: bool = False,
         method: str | None = None,
         precision: str | None = None,
+        chunk_growth: float = 1.25,
     ) -> None:
         """``fast_cpu`` picks the defaults ``method="stateful"`` and ``precision="mixed"``
         (``"float32"`` on a CPU without native bfloat16); otherwise ``"window"`` and
-        ``"float32"``. Bad settings raise ``InputError``."""
+        ``"float32"``. ``chunk_growth``: with the stateful method, each chunk after the first
+        is at most this many times the one before (and at least one frame more). Bad
+        settings raise ``InputError``."""
         self.chunk_frames = _frames("chunk_frames", chunk_frames, 1)
+        self.chunk_growth = _growth(chunk_growth)
         first = chunk_frames if first_chunk_frames is None else first_chunk_frames
         self.first_chunk_frames = _frames("first_chunk_frames", first, 1)
         if self.first_chunk_frames > self.chunk_frames:
@@ -182,7 +200,8 @@ class StreamingVocoder:
         On the CPU: ``cpu_chunk_frames``, the stateful method, and with ``fast_cpu`` the
         reduced-quality mixed precision (float32 on a CPU without native bfloat16).
         Elsewhere: ``chunk_frames`` and float32 windows with the configured context.
-        The lite vocoder: ``lite_chunk_frames`` and ``lite_first_chunk_frames``, statefully.
+        The lite vocoder: ``lite_chunk_frames``, ``lite_first_chunk_frames`` and
+        ``lite_chunk_growth``, statefully.
         """
         if isinstance(generator, LiteVocoder):
             return cls(
@@ -190,6 +209,7 @@ class StreamingVocoder:
                 chunk_frames=cfg.lite_chunk_frames,
                 first_chunk_frames=cfg.lite_first_chunk_frames,
                 method="stateful",
+                chunk_growth=cfg.lite_chunk_growth,
             )
         if next(generator.parameters()).device.type == "cpu":
             return cls(
@@ -200,6 +220,7 @@ class StreamingVocoder:
                 first_chunk_frames=cfg.first_chunk_frames,
                 fast_cpu=fast_cpu,
                 method="stateful",
+                chunk_growth=cfg.cpu_chunk_growth,
             )
         return cls(
             generator,
@@ -230,6 +251,7 @@ class StreamingVocoder:
             "device": str(self.device),
             "chunk_frames": self.chunk_frames,
             "first_chunk_frames": self.first_chunk_frames,
+            "chunk_growth": self.chunk_growth if self.method == "stateful" else None,
             # the stateful method recomputes no context: it carries every layer's history
             "left_context_frames": self.left_context_frames if self.method == "window" else None,
             "lookahead_frames": self.lookahead_frames,
@@ -270,7 +292,7 @@ class StreamingVocoder:
         """The chunk after one of ``size`` frames."""
         if self.method == "window":
             return self.chunk_frames
-        return min(self.chunk_frames, max(size + 1, math.floor(size * CHUNK_GROWTH)))
+        return min(self.chunk_frames, max(size + 1, math.floor(size * self.chunk_growth)))
 
     def _chunk_done(self) -> None:
         self._chunks_done += 1
