@@ -258,3 +258,28 @@ def test_adversarial_steps_change_the_generator_and_resume(tmp_path: Path) -> No
     # a regression-only checkpoint resumes into adversarial training with fresh ones
     resumed = _train(data, tmp_path / "plain", 3, *adv_args)
     assert resumed["step"] == 3 and resumed["disc_updates"] == 1
+
+
+# -- evaluation -------------------------------------------------------------------------
+
+
+def test_selection_set_shares_nothing_with_the_reported_set() -> None:
+    from vcstream.vocoder.lite_eval import SETS
+
+    standard, selection = SETS["standard"], SETS["selection"]
+    assert not set(standard.sentences) & set(selection.sentences)
+    assert not set(standard.fixtures) & set(selection.fixtures)
+    voices = [{v for v, _ in s.rendered} for s in (standard, selection)]
+    texts = [{t for _, t in s.rendered} for s in (standard, selection)]
+    assert not voices[0] & voices[1] and not texts[0] & texts[1]
+    # the CER voices are the default and the first two recordings': each set needs two
+    assert all(len(s.fixtures) + len(s.rendered) >= 2 for s in SETS.values())
+
+
+def test_evaluate_refuses_a_bad_set_or_count_before_loading() -> None:
+    from vcstream.vocoder.lite_eval import evaluate
+
+    with pytest.raises(InputError, match="unknown evaluation set"):
+        evaluate([None], None, 1, "tuning")
+    with pytest.raises(InputError, match="--sentences must be 1 to 6"):
+        evaluate([None], None, 7, "selection")

@@ -2,57 +2,105 @@
 
 Figures, each for V1 (``full``) and lite on the same mels:
 
-* Whisper CER of FastPitch sentences (the default voice and the voices of the recordings);
+* Whisper CER of FastPitch sentences (the default voice and the voices of the first two
+  recordings);
 * copy synthesis: a recording's own mel vocoded by each; the GE2E cosine of the result to
   the recording, and lite's cosine as a fraction of V1's;
 * multi-resolution STFT distance of lite's audio to V1's (0 = identical);
 * a PNG of V1's spectrogram over lite's, for one synthesised sentence.
 
-Recordings: the test fixtures (Piper joe and CMU slt) and two sentences rendered now by
-flite and festival voices that are not in any training text.
+Two disjoint sets (``--eval-set``): ``standard``, the figures reported in the README: the
+test fixtures (Piper joe and CMU slt) and two sentences rendered now by flite and festival
+voices; ``selection``, other sentences and other voices (flite and festival only, which
+render deterministically), for choosing among checkpoints without choosing on the figures
+that are then reported. No sentence of either is in any training text; no recording comes
+from the benchmark or reserved packages.
+
+Several checkpoints in one run share V1's audio, transcripts and embeddings (computed
+once): the figures are the same as one run per checkpoint, in a fraction of the time.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vcstream.audio.mel import SAMPLE_RATE_HZ, mel_spectrogram
+from vcstream.errors import InputError
 
-SENTENCES = (
-    "The quick brown fox jumps over the lazy sleeping dog.",
-    "Hello there, friend.",
-    "A performer steps up to the microphone and begins to speak.",
-    "Moments later, the text is spoken back in that voice.",
-    "Please keep your tickets ready at the gate.",
-    "Seven bright lanterns hung above the quiet harbour.",
-)
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
-RENDERED = (
-    ("flite_awb", "Nobody expected the little boat to cross the ocean before winter."),
-    ("festival_ked", "Our neighbours painted their kitchen a cheerful shade of yellow."),
-)
 
 
-def _recordings() -> list[tuple[str, np.ndarray]]:
+@dataclass(frozen=True)
+class EvalSet:
+    sentences: tuple[str, ...]
+    fixtures: tuple[str, ...]  # WAVs in tests/fixtures
+    rendered: tuple[tuple[str, str], ...]  # (corpus voice, text) rendered at evaluation time
+
+
+SETS = {
+    "standard": EvalSet(
+        sentences=(
+            "The quick brown fox jumps over the lazy sleeping dog.",
+            "Hello there, friend.",
+            "A performer steps up to the microphone and begins to speak.",
+            "Moments later, the text is spoken back in that voice.",
+            "Please keep your tickets ready at the gate.",
+            "Seven bright lanterns hung above the quiet harbour.",
+        ),
+        fixtures=("speech_joe.wav", "speech_slt.wav"),
+        rendered=(
+            ("flite_awb", "Nobody expected the little boat to cross the ocean before winter."),
+            ("festival_ked", "Our neighbours painted their kitchen a cheerful shade of yellow."),
+        ),
+    ),
+    "selection": EvalSet(
+        sentences=(
+            "My grandmother kept a jar of buttons on the windowsill.",
+            "Turn left at the bakery and walk past the old stone bridge.",
+            "The orchestra tuned their instruments while the audience waited.",
+            "Could you pass me the salt, please?",
+            "Heavy rain is expected along the northern coast tonight.",
+            "Every morning the baker wakes long before sunrise.",
+        ),
+        fixtures=(),
+        rendered=(
+            ("flite_rms", "A silver bicycle leaned against the wall of the library."),
+            ("festival_slt_hts", "The children built a tall castle out of wet sand."),
+            ("flite_kal16", "Fresh paint was drying on the fence behind the school."),
+            ("festival_kal", "The museum opens its new gallery of maps next spring."),
+        ),
+    ),
+}
+SENTENCES = SETS["standard"].sentences
+
+
+def _recordings(eval_set: EvalSet) -> list[tuple[str, np.ndarray]]:
     from vcstream.audio.io import read_wav, resample
     from vcstream.corpus.features import clean_audio
     from vcstream.corpus.voices import load_voice
 
     out = []
-    for name in ("speech_joe.wav", "speech_slt.wav"):
+    for name in eval_set.fixtures:
         audio, rate = read_wav(FIXTURES / name)
         out.append((name, resample(audio, rate, SAMPLE_RATE_HZ)))
-    for voice, text in RENDERED:
+    for voice, text in eval_set.rendered:
         audio, rate = load_voice(voice).render(text)
         out.append((voice, clean_audio(audio, rate)))
     return out
 
 
-def evaluate(lite_path: str | None, png: Path | None, sentences: int = len(SENTENCES)) -> dict:
+def evaluate(
+    lite_paths: list[str | None],
+    png: Path | None,
+    sentences: int = len(SENTENCES),
+    set_name: str = "standard",
+) -> list[dict]:
+    """One report per checkpoint (``None``: the shipped one); the PNG shows the first."""
     from vcstream.asr import Transcriber, character_error_rate
     from vcstream.audio.io import resample
     from vcstream.encoder.embed import embed_utterance
@@ -64,29 +112,48 @@ def evaluate(lite_path: str | None, png: Path | None, sentences: int = len(SENTE
     from vcstream.vocoder.lite import load_lite
     from vcstream.vocoder.lite_train import mrstft_distance, save_spectrograms
 
-    full, lite = load_vocoder("universal"), load_lite(lite_path)
+    if set_name not in SETS:
+        raise InputError(f"unknown evaluation set {set_name!r}; known: {', '.join(SETS)}")
+    eval_set = SETS[set_name]
+    if not 1 <= sentences <= len(eval_set.sentences):
+        raise InputError(f"--sentences must be 1 to {len(eval_set.sentences)}, not {sentences}")
+    lites = [load_lite(p) for p in lite_paths]  # all load before the long part: fail early
+    full = load_vocoder("universal")
     encoder = SpeakerEncoder.from_checkpoint()
 
-    def vocode(mel: torch.Tensor) -> dict[str, np.ndarray]:
+    def run(model, mel: torch.Tensor) -> np.ndarray:
         with torch.inference_mode():
-            return {"full": full(mel).numpy(), "lite": lite(mel).numpy()}
+            return model(mel).numpy()
 
     def embed(audio: np.ndarray) -> np.ndarray:
         return embed_utterance(encoder, resample(audio, SAMPLE_RATE_HZ, 16000)).embedding
 
-    copy, voices, dists = [], [VoiceConditioning()], []
-    for name, audio in _recordings():
-        outs = vocode(mel_spectrogram(audio))
+    n = len(lites)
+    copy: list[list[dict]] = [[] for _ in lites]
+    dists: list[list[float]] = [[] for _ in lites]
+    voices = [VoiceConditioning()]
+    for name, audio in _recordings(eval_set):
+        mel = mel_spectrogram(audio)
         ref = embed(audio)
-        cos = {q: float(np.dot(embed(a), ref)) for q, a in outs.items()}
-        dists.append(mrstft_distance(outs["lite"], outs["full"]))
-        copy.append({"recording": name, "cosine_full": cos["full"], "cosine_lite": cos["lite"]})
+        v1 = run(full, mel)
+        cos_full = float(np.dot(embed(v1), ref))
+        for k, lite in enumerate(lites):
+            y = run(lite, mel)
+            dists[k].append(mrstft_distance(y, v1))
+            copy[k].append(
+                {
+                    "recording": name,
+                    "cosine_full": cos_full,
+                    "cosine_lite": float(np.dot(embed(y), ref)),
+                }
+            )
         voices.append(VoiceConditioning(ref))
     synth, frontend = FastPitchSynthesizer(chunk_frames=1 << 20), TextFrontEnd()
     asr = Transcriber(cpu_threads=torch.get_num_threads())  # OMP_NUM_THREADS=1: one core
-    cer: dict[str, list[float]] = {"full": [], "lite": []}
-    synth_dists = []
-    for i, text in enumerate(SENTENCES[:sentences]):
+    cer_full: list[float] = []
+    cer_lite: list[list[float]] = [[] for _ in lites]
+    synth_dists: list[list[float]] = [[] for _ in lites]
+    for i, text in enumerate(eval_set.sentences[:sentences]):
         for j, voice in enumerate(voices[:3]):
             mel = torch.cat(
                 [
@@ -95,30 +162,44 @@ def evaluate(lite_path: str | None, png: Path | None, sentences: int = len(SENTE
                 ],
                 1,
             )
-            outs = vocode(mel.float().cpu())
-            synth_dists.append(mrstft_distance(outs["lite"], outs["full"]))
-            for q, a in outs.items():
-                cer[q].append(character_error_rate(text, asr.transcribe(a, SAMPLE_RATE_HZ)))
-            if png is not None and i == 0 and j == 0:
-                save_spectrograms(png, outs["full"], outs["lite"], f"FastPitch, {text!r}")
-    mean_cos = {q: float(np.mean([c[f"cosine_{q}"] for c in copy])) for q in ("full", "lite")}
-    return {
-        "lite_checkpoint": str(lite_path or "shipped"),
-        "lite_step": getattr(lite, "step", None),
-        "cer_full": float(np.mean(cer["full"])),
-        "cer_lite": float(np.mean(cer["lite"])),
-        "cer_items": len(cer["full"]),
-        "copy_synthesis": copy,
-        "copy_cosine_full": mean_cos["full"],
-        "copy_cosine_lite": mean_cos["lite"],
-        "copy_cosine_ratio": mean_cos["lite"] / mean_cos["full"],
-        "mrstft_to_full_copy": float(np.mean(dists)),
-        "mrstft_to_full_synth": float(np.mean(synth_dists)),
-        **({"png": str(png)} if png is not None else {}),
-    }
+            mel = mel.float().cpu()
+            v1 = run(full, mel)
+            cer_full.append(character_error_rate(text, asr.transcribe(v1, SAMPLE_RATE_HZ)))
+            for k, lite in enumerate(lites):
+                y = run(lite, mel)
+                synth_dists[k].append(mrstft_distance(y, v1))
+                cer_lite[k].append(character_error_rate(text, asr.transcribe(y, SAMPLE_RATE_HZ)))
+                if png is not None and k == 0 and i == 0 and j == 0:
+                    save_spectrograms(png, v1, y, f"FastPitch, {text!r}")
+    reports = []
+    for k in range(n):
+        cos = {q: float(np.mean([c[f"cosine_{q}"] for c in copy[k]])) for q in ("full", "lite")}
+        reports.append(
+            {
+                "lite_checkpoint": str(lite_paths[k] or "shipped"),
+                "lite_step": getattr(lites[k], "step", None),
+                "eval_set": set_name,
+                "cer_full": float(np.mean(cer_full)),
+                "cer_lite": float(np.mean(cer_lite[k])),
+                "cer_items": len(cer_full),
+                "copy_synthesis": copy[k],
+                "copy_cosine_full": cos["full"],
+                "copy_cosine_lite": cos["lite"],
+                "copy_cosine_ratio": cos["lite"] / cos["full"],
+                "mrstft_to_full_copy": float(np.mean(dists[k])),
+                "mrstft_to_full_synth": float(np.mean(synth_dists[k])),
+                **({"png": str(png)} if png is not None and k == 0 else {}),
+            }
+        )
+    return reports
 
 
-def main(lite_path: str | None, png: str | None, sentences: int = len(SENTENCES)) -> int:
-    report = evaluate(lite_path, Path(png) if png else None, sentences)
-    print(json.dumps(report, indent=1))
+def main(
+    lite_paths: list[str],
+    png: str | None,
+    sentences: int = len(SENTENCES),
+    set_name: str = "standard",
+) -> int:
+    reports = evaluate(list(lite_paths) or [None], Path(png) if png else None, sentences, set_name)
+    print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=1))
     return 0

@@ -111,13 +111,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--evaluate",
-        nargs="?",
-        const="",
+        nargs="*",
         metavar="CHECKPOINT",
-        help="instead of training: lite (default: the shipped one) against V1 (CER, "
-        "copy-synthesis GE2E cosine, multi-resolution STFT distance); JSON on stdout",
+        help="instead of training: lite (default: the shipped one; several: one report "
+        "each, V1's side computed once) against V1 (CER, copy-synthesis GE2E cosine, "
+        "multi-resolution STFT distance); JSON on stdout",
     )
-    p.add_argument("--png", help="--evaluate: also write V1-over-lite spectrograms here")
+    p.add_argument(
+        "--eval-set",
+        default="standard",
+        choices=("standard", "selection"),
+        help="--evaluate: the reported set, or the disjoint one to choose checkpoints on",
+    )
+    p.add_argument(
+        "--png", help="--evaluate: also write V1-over-lite spectrograms (first checkpoint)"
+    )
     p.add_argument("--sentences", type=int, default=6, help="--evaluate: sentences (at most 6)")
     return p.parse_args(argv)
 
@@ -453,7 +461,7 @@ def main(argv: list[str]) -> int:
     if args.evaluate is not None:
         from vcstream.vocoder.lite_eval import main as evaluate
 
-        return evaluate(args.evaluate or None, args.png, args.sentences)
+        return evaluate(args.evaluate, args.png, args.sentences, args.eval_set)
     if args.export:
         return export(Path(args.run), Path(args.export))
     if args.make_pairs:
