@@ -223,6 +223,10 @@ class LiveAdapter:
         if proc.is_alive():
             proc.terminate()
             proc.join(timeout=2)
+        # A job the process never read (it was still loading its models) sits in the
+        # queue's pipe: its feeder thread would block on it for ever, and the interpreter
+        # joins that thread at exit (measured: the daemon hung on shutdown). It is dropped.
+        jobs.cancel_join_thread()
         if self._reader is not None:
             self._reader.join(timeout=2)
 
