@@ -10,8 +10,10 @@ sum whose L2-normalised value is the current embedding. The result after any seq
 ``embed.embed_stream`` of the concatenated voiced audio (``final=True`` after ``flush``).
 
 ``convergence`` is the cosine between the last two estimates: it climbs towards 1 as new
-partials stop moving the mean. Running pitch statistics (mean and standard deviation of
-natural-log F0 over voiced frames, by YIN on the same voiced stream) ride along.
+partials stop moving the mean. Running pitch statistics ride along: the median of
+natural-log F0 over voiced frames (YIN on the same voiced stream) and its spread (1.4826 x
+the median absolute deviation), the statistics the synthesiser was trained on, kept in a
+bounded histogram (``audio.pitch.LogF0Histogram``).
 
 Model calls happen inside ``process`` (one 160-frame LSTM pass per 0.8 s of voice), so
 ``process`` belongs on the embedder thread, never on the sound-device callback. A lock
@@ -21,14 +23,13 @@ makes ``freeze``/``reset``/property reads from control threads safe against a
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from vcstream.audio.pitch import StreamingF0
+from vcstream.audio.pitch import LogF0Histogram, StreamingF0
 from vcstream.config import EmbedderConfig
 from vcstream.encoder.embed import final_partial_start, l2_normalize, partial_mels
 from vcstream.encoder.frontend import HOP, N_MELS, SAMPLE_RATE_HZ, StreamingMel
@@ -71,6 +72,7 @@ class IncrementalEmbedder:
         self._vad = VoiceActivityGate(cfg)
         self._mel = StreamingMel()
         self._f0 = StreamingF0(SAMPLE_RATE_HZ, HOP, min_frames=PITCH_BATCH_FRAMES)
+        self._pitch = LogF0Histogram()
         self._lock = threading.RLock()
         self.level_dbfs = -120.0  # of the latest block, for meters
         self.voice_active = False  # gate state at the end of the latest block
@@ -90,9 +92,7 @@ class IncrementalEmbedder:
             self._estimate: np.ndarray | None = None
             self._convergence: float | None = None
             self._voiced_samples = 0
-            self._pitch_n = 0
-            self._pitch_sum = 0.0
-            self._pitch_sum2 = 0.0
+            self._pitch.reset()
             self._frozen = False
             self.voice_active = False
 
@@ -171,14 +171,12 @@ class IncrementalEmbedder:
 
     @property
     def pitch_stats(self) -> tuple[float, float] | None:
-        """(mean, std) of natural-log F0 over voiced frames; None before 0.2 s of pitch."""
+        """(median, 1.4826 x median absolute deviation) of natural-log F0 over voiced
+        frames, as ``VoiceConditioning`` takes them; None before 0.2 s of pitch."""
         with self._lock:
-            n = self._pitch_n
-            if n < MIN_PITCH_FRAMES:
+            if self._pitch.count < MIN_PITCH_FRAMES:
                 return None
-            mean = self._pitch_sum / n
-            var = max(0.0, self._pitch_sum2 / n - mean * mean)
-            return float(mean), float(math.sqrt(var))
+            return self._pitch.statistics()
 
     # ---- internals --------------------------------------------------------------------
     def _new_segment(self) -> None:
@@ -194,11 +192,7 @@ class IncrementalEmbedder:
     def _consume(self, voiced: np.ndarray) -> EmbeddingUpdate | None:
         self._voiced_samples += voiced.size
         f0, is_voiced = self._f0.process(voiced)
-        if is_voiced.any():
-            logf = np.log(f0[is_voiced].astype(np.float64))
-            self._pitch_n += logf.size
-            self._pitch_sum += float(logf.sum())
-            self._pitch_sum2 += float(np.square(logf).sum())
+        self._pitch.add(f0[is_voiced])
         mel, energy = self._mel.process(voiced)
         if mel.shape[0]:
             self._frames = np.concatenate((self._frames, mel))
