@@ -124,6 +124,18 @@ def test_auto_measures_full_and_takes_lite_without_headroom() -> None:
         choose_vocoder(VocoderConfig(quality="medium"), cpu)
 
 
+def test_auto_is_the_default_and_means_full_for_files() -> None:
+    """The daemon's default measures; output with no deadline (say, embed) takes full
+    without measuring, even where V1 could never keep real time."""
+    assert VocoderConfig().quality == "auto"
+    cfg = VocoderConfig(quality="auto", auto_full_max_rtf=0.0)
+    offline = choose_vocoder(cfg, torch.device("cpu"), realtime=False)
+    assert offline.quality == "full" and offline.full_rtf is None
+    assert offline.status() == {
+        "quality": "full", "requested": "auto", "reason": "output to a file, no real-time deadline"
+    }  # fmt: skip
+
+
 def test_say_with_quality_lite_reports_it(tmp_path: Path) -> None:
     out = tmp_path / "lite.wav"
     proc = subprocess.run(

@@ -103,7 +103,11 @@ def build_synthesizer(cfg: Config, device: torch.device):
     raise InputError(f"unknown synthesiser backend {name!r} (available: piper, fastpitch)")
 
 
-def build_runtime(cfg: Config, *, device: str | None = None, frontend=None) -> Runtime:
+def build_runtime(
+    cfg: Config, *, device: str | None = None, frontend=None, realtime: bool = True
+) -> Runtime:
+    """Every model, loaded once on the resolved device. ``realtime=False`` for output with
+    no real-time deadline (files): ``[vocoder] quality = "auto"`` then takes full."""
     from vcstream import weights
     from vcstream.encoder.ge2e import SpeakerEncoder
     from vcstream.text.g2p import TextFrontEnd
@@ -113,7 +117,7 @@ def build_runtime(cfg: Config, *, device: str | None = None, frontend=None) -> R
     if dev.type == "cpu" and cfg.device.cpu_threads > 0:
         torch.set_num_threads(cfg.device.cpu_threads)
     encoder = SpeakerEncoder.from_checkpoint(weights.speaker_encoder_checkpoint(), dev)
-    choice = choose_vocoder(cfg.vocoder, dev)
+    choice = choose_vocoder(cfg.vocoder, dev, realtime=realtime)
     runtime = Runtime(
         cfg=cfg,
         device=dev,

@@ -40,10 +40,10 @@ def _add_quality(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _runtime(args: argparse.Namespace):
+def _runtime(args: argparse.Namespace, *, realtime: bool = True):
     from vcstream.app import build_runtime
 
-    return build_runtime(_load_cfg(args))
+    return build_runtime(_load_cfg(args), realtime=realtime)
 
 
 def _read_references(paths: list[str]) -> None:
@@ -79,7 +79,7 @@ def cmd_say(args: argparse.Namespace) -> int:
     frontend = TextFrontEnd()
     prepare_text(frontend, cfg.synth.max_text_chars, args.text, args.phonemes)
 
-    rt = build_runtime(cfg, frontend=frontend)
+    rt = build_runtime(cfg, frontend=frontend, realtime=False)  # a file: no deadline
     if profile is not None:
         profile.check_checkpoint(getattr(rt.synthesizer, "checkpoint_id", None))
         voice = profile.conditioning()
@@ -138,7 +138,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         from vcstream.adapt.cli import check_enough_speech
 
         check_enough_speech(args.reference)  # before seconds of model loading
-    rt = _runtime(args)
+    rt = _runtime(args, realtime=False)
     ref = embed_references(rt.new_embedder(), args.reference)
     adapted = None
     if args.adapt:

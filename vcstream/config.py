@@ -65,7 +65,7 @@ class VocoderConfig:
     cpu_chunk_frames: int = 32
     cpu_chunk_growth: float = 1.25
     cpu_fast: bool = True
-    quality: str = "full"
+    quality: str = "auto"
     lite_checkpoint: str = ""
     lite_chunk_frames: int = 24
     lite_first_chunk_frames: int = 4

@@ -541,7 +541,7 @@ def clone_tables(report: dict) -> list:
                 )
     m = report["machine"]
     summ = Table(
-        title=f"summary: mean over {len(report['speakers'])} test speakers "
+        title=f"summary: mean over {len(report['speakers'])} speakers "
         f"({m['cpu']}, {m['torch_threads']} torch threads, {report['elapsed_s']:.0f} s)"
     )
     for c in ("ref s", "row", "speakers", *cols[:-1]):
@@ -700,7 +700,7 @@ def clone_main(args) -> dict:
     if args.device:
         cfg.device.compute = args.device
     cfg.synth.backend = "fastpitch"  # the one that clones
-    rt = build_runtime(cfg)
+    rt = build_runtime(cfg, realtime=False)  # quality figures: auto means full
     configured = cfg.device.cpu_threads if rt.device.type == "cpu" else 0
     transcriber = Transcriber(cpu_threads=configured or torch.get_num_threads())
     png_dir = getattr(args, "png_dir", None)
@@ -720,6 +720,8 @@ def clone_main(args) -> dict:
             adapt_wall_s=cfg.adapt.max_wall_s or None,
         )
     mels = report.pop("_mels", None)
+    if getattr(args, "no_adapt", False):
+        report["adaptation"]["note"] = "adapted rows left out (--no-adapt)"
     report = {
         "machine": machine_description(),
         "device": str(rt.device),

@@ -705,7 +705,7 @@ def synth_main(args) -> dict:
     if args.device:
         cfg.device.compute = args.device
     cfg.synth.backend = "piper"  # the runtime's synthesiser is the baseline; ours is loaded apart
-    rt = build_runtime(cfg)
+    rt = build_runtime(cfg, realtime=False)  # quality figures: auto means full
     with scoring_progress() as advance:
         report = evaluate_synthesisers(
             rt,

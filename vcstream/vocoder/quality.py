@@ -3,7 +3,10 @@
 ``auto`` measures once, at start-up, how fast V1 streams here with the configured settings
 (about a second of work on a slow CPU, a few milliseconds on a GPU) and takes ``lite`` when
 V1's real-time factor is above ``[vocoder] auto_full_max_rtf``: V1 would not keep up in
-real time with headroom for the synthesiser, the network and a second listener.
+real time with headroom for the synthesiser, the network and a second listener. It is the
+default: the daemon's listeners hear real time, and on a plain CPU V1 often cannot give it
+(an AVX2 EPYC: RTF 0.7-0.9, underruns at one stream). Output with no real-time deadline
+(``say`` and ``embed`` write files) resolves ``auto`` to ``full`` without measuring.
 """
 
 from __future__ import annotations
@@ -65,8 +68,11 @@ def measure_full_rtf(generator: torch.nn.Module, cfg: VocoderConfig) -> float:
     return (time.perf_counter() - t0) / (frames * HOP / SAMPLE_RATE_HZ)
 
 
-def choose_vocoder(cfg: VocoderConfig, device: torch.device) -> VocoderChoice:
-    """Load the generator that ``cfg.quality`` asks for (both, briefly, for ``auto``)."""
+def choose_vocoder(
+    cfg: VocoderConfig, device: torch.device, *, realtime: bool = True
+) -> VocoderChoice:
+    """Load the generator that ``cfg.quality`` asks for (both, briefly, for ``auto``).
+    ``realtime=False``: the audio goes to a file, so ``auto`` takes full."""
     from vcstream import weights
     from vcstream.vocoder.hifigan import HifiGanGenerator
     from vcstream.vocoder.lite import load_lite
@@ -81,6 +87,8 @@ def choose_vocoder(cfg: VocoderConfig, device: torch.device) -> VocoderChoice:
     full = HifiGanGenerator.from_checkpoint(weights.hifigan_checkpoint(cfg.checkpoint), device)
     if requested == "full":
         return VocoderChoice("full", requested, "configured", full)
+    if not realtime:
+        return VocoderChoice("full", requested, "output to a file, no real-time deadline", full)
     rtf = measure_full_rtf(full, cfg)
     limit = cfg.auto_full_max_rtf
     if rtf <= limit:
