@@ -35,10 +35,13 @@ def run(tmp_path_factory) -> tuple[dict, str]:
 
 def test_tiny_run_prints_the_tables_and_writes_a_well_formed_report(run) -> None:
     report, printed = run
-    assert "per test speaker and reference length" in printed and "summary: mean" in printed
+    assert "per speaker and reference length" in printed and "summary: mean" in printed
     assert json.loads(printed[printed.index("\n{") :]) == report  # the JSON after the tables
     assert report["sentences"] == list(clone.SENTENCES[:1])
-    assert report["adaptation"] == {"available": False, "note": clone.ADAPTATION_NOT_AVAILABLE}
+    assert report["adaptation"] == {
+        "available": False,
+        "note": "adapted rows left out (--no-adapt)",
+    }
     (entry,) = report["speakers"].values()
     assert list(report["speakers"]) == [SPEAKER] and entry["split"] == "dev"
     assert list(entry["lengths"]) == ["3"] and entry["lengths"]["3"]["reference_s"] == 3.0
@@ -56,7 +59,7 @@ def test_tiny_run_prints_the_tables_and_writes_a_well_formed_report(run) -> None
         assert 0.05 < rows[name]["voiced"] < 1.0, name
     assert report["summary"]["3"]["zero-shot"]["speakers"] == 1
     assert report["targets"]["adapted_10s_gap"]["met"] is None  # nothing measured
-    assert "adaptation not available" in printed
+    assert "adapted rows left out (--no-adapt)" in printed
 
 
 def test_option_errors_are_specific() -> None:

@@ -80,7 +80,7 @@ def runtime():
     # One thread: on the shared 2-core machine, two threads stall each other at every
     # barrier whenever another process holds a core (the vocoder ran 20x slower).
     cfg.device.cpu_threads = 1
-    yield build_runtime(cfg)
+    yield build_runtime(cfg, realtime=False)  # as the bench builds it: quality on full
     torch.set_num_threads(threads)
 
 
@@ -197,7 +197,7 @@ def test_bench_command_prints_the_table_and_writes_json(
     import vcstream.app
 
     # The models this module loaded already (real ones), instead of loading them again.
-    monkeypatch.setattr(vcstream.app, "build_runtime", lambda cfg: runtime)
+    monkeypatch.setattr(vcstream.app, "build_runtime", lambda cfg, **options: runtime)
     out = tmp_path / "synth.json"
     argv = ["bench", "--synth", "--data", str(corpus), "--checkpoint", str(checkpoint)]
     argv += ["--sentences", "1", "--train-speakers", "0", "--json-out", str(out)]

@@ -525,7 +525,7 @@ def clone_tables(report: dict) -> list:
     from rich.table import Table
 
     cols = ("cosine", "gap closed", "CER", "F0 err st", "voiced", "adapt s", "note")
-    per = Table(title="vcstream bench --clone: per test speaker and reference length")
+    per = Table(title="vcstream bench --clone: per speaker and reference length")
     for c in ("speaker", "ref s", "row", *cols):
         per.add_column(c, justify="left" if c in ("speaker", "row", "note") else "right")
     for name, s in report["speakers"].items():
