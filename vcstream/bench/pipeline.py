@@ -87,7 +87,11 @@ def pipeline_table(report: dict, quality: str):  # returns a rich Table
     from rich.table import Table
 
     m = report["machine"]
-    title = f"vcstream bench: {report['synthesizer']}, {quality} vocoder, on {report['device']} "
+    choice = report.get("vocoder", {}).get(quality, {})  # auto: which it took, and why
+    runs = choice.get("quality", quality)
+    named = f"{quality} vocoder" if runs == quality else f"{runs} vocoder ({quality}: "
+    named += "" if runs == quality else f"{choice.get('reason', '')})"
+    title = f"vcstream bench: {report['synthesizer']}, {named}, on {report['device']} "
     title += f"({m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads)"
     table = Table(title=title)
     for col in ("text", "words", "audio s", "TTFA median ms", "TTFA max ms", "RTF median"):

@@ -59,7 +59,8 @@ def measure_speed(
     report["targets"] = {}
     for q in qualities:
         met = {**pipeline_targets(report["pipeline"][q])}
-        met.update(compare.quality_targets(q, report["pipeline"][q], piper))
+        runs = report["vocoder"][q]["quality"]  # auto is judged as what it took
+        met.update(compare.quality_targets(runs, report["pipeline"][q], piper))
         report["targets"].update({f"{q}.{name}": ok for name, ok in met.items()})
     return report
 
