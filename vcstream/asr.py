@@ -32,6 +32,8 @@ class Segment:
     text: str
     avg_logprob: float  # Whisper's mean token log-probability: low means unsure
     no_speech_prob: float
+    # gzip ratio of the text: above about 2.4 a repetition loop (Whisper's own threshold)
+    compression_ratio: float = 0.0
 
 
 class Transcriber:
@@ -60,14 +62,37 @@ class Transcriber:
     def transcribe(self, audio: np.ndarray, sample_rate_hz: int) -> str:
         return " ".join(s.text for s in self.segments(audio, sample_rate_hz)).strip()
 
-    def segments(self, audio: np.ndarray, sample_rate_hz: int) -> list[Segment]:
-        """Whisper's segments with their times and confidence."""
+    def segments(
+        self,
+        audio: np.ndarray,
+        sample_rate_hz: int,
+        *,
+        fallback: bool = True,
+        timestamps: bool = True,
+    ) -> list[Segment]:
+        """Whisper's segments with their times and confidence.
+
+        ``fallback=False``: greedy decoding only. By default a window whose mean token
+        log-probability is below -1 (or whose text repeats itself) is decoded again by
+        sampling, five candidates at each of up to five temperatures: slow, a different
+        text on every run, and of no use to a caller that leaves unsure windows out anyway.
+        ``timestamps=False``: one segment per 30 s window, spanning it (fewer tokens to
+        decode, for audio that is not to be cut).
+        """
         x = resample(np.asarray(audio, np.float32), sample_rate_hz, WHISPER_SAMPLE_RATE_HZ)
         segments, _info = self.model.transcribe(
-            x, language="en", beam_size=1, vad_filter=False, condition_on_previous_text=False
+            x,
+            language="en",
+            beam_size=1,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            without_timestamps=not timestamps,
+            **({} if fallback else {"temperature": 0.0}),
         )
         return [
-            Segment(s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob)
+            Segment(
+                s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob, s.compression_ratio
+            )
             for s in segments
             if s.text.strip()
         ]

@@ -195,6 +195,19 @@ def adapt(
     return voice
 
 
+def warm_up() -> None:
+    """Pay the one-off costs of a process's first adaptation now (call it where the models
+    are loaded): the first optimiser imports ``torch._dynamo`` (3.3 s measured) and the
+    first resampling compiles resampy's kernel (about 3 s); inside the first adaptation
+    they came out of its wall-clock budget."""
+    import torch
+
+    from vcstream.audio.io import resample
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    resample(np.zeros(2205, np.float32), 22050, 16000)
+
+
 def _auto_precision(device) -> str:
     """bfloat16 where it pays: CUDA, or a CPU with native bfloat16 dot products (the
     trainer measured 1.6x per step there); elsewhere it is emulated, and slower."""
@@ -247,4 +260,5 @@ __all__ = [
     "adapt",
     "measure_similarity",
     "speech_seconds",
+    "warm_up",
 ]

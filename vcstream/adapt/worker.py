@@ -32,7 +32,7 @@ def worker_main(jobs, results, checkpoint: str | None, nice: int, threads: int) 
         import torch
 
         torch.set_num_threads(max(1, threads))
-        from vcstream.adapt import adapt
+        from vcstream.adapt import adapt, warm_up
         from vcstream.asr import Transcriber
         from vcstream.corpus.features import FeatureExtractor
         from vcstream.errors import VcstreamError
@@ -43,6 +43,7 @@ def worker_main(jobs, results, checkpoint: str | None, nice: int, threads: int) 
         extractor = FeatureExtractor("cpu")
         transcriber = Transcriber(cpu_threads=max(1, threads))
         vocoder = HifiGanGenerator.from_checkpoint()
+        warm_up()
     except Exception as err:  # reported to the parent, which says it
         results.put(("error", None, {"code": "model_missing", "message": f"{err}"}))
         return

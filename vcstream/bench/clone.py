@@ -254,9 +254,11 @@ def measure_clone(
 
     extractor = None
     if adapt is not None:  # loaded once, not inside every adaptation's timing
+        from vcstream.adapt import warm_up
         from vcstream.corpus.features import FeatureExtractor
 
         extractor = FeatureExtractor(str(fastpitch.device))
+        warm_up()  # as the daemon's adaptation process does when it loads its models
     fp_pipe = pipeline(fastpitch)
     render(fp_pipe, "Hello there.", VoiceConditioning())  # first call pays for allocation
 
