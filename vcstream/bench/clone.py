@@ -571,7 +571,8 @@ def print_clone_report(report: dict) -> None:
         out.print(report["adaptation"]["note"], highlight=False)
     for name, t in report["targets"].items():
         state = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
-        value = "-" if t["value"] is None else f"{t['value']:.3f}"
+        # four places, as stored: 0.3498 printed as 0.350 beside "NOT met" misled
+        value = "-" if t["value"] is None else f"{t['value']:.4f}"
         out.print(f"target {name} ({t['target']}): {state} ({value})", highlight=False)
 
 
