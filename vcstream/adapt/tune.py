@@ -246,7 +246,10 @@ class _Batch:
     mel_target: torch.Tensor  # normalised
     mel_mask: torch.Tensor
     decoder_input: tuple[torch.Tensor, torch.Tensor] | None = None  # (x, spk)
-    base_mel: torch.Tensor | None = None  # the checkpoint's own decoder output (normalised)
+    # Envelope plans: the speaker's envelope and the checkpoint's own fine structure (of its
+    # decoder output on the same input), both fixed for the run: split once.
+    envelope_target: torch.Tensor | None = None
+    fine_target: torch.Tensor | None = None
 
 
 class Tuner:
@@ -348,7 +351,9 @@ class Tuner:
             x = enc + self.model._embed_variances(b.abs_log_f0, b.energy_target, b.text_mask)
             b.decoder_input = (x, spk)
             if self.lifter is not None:
-                b.base_mel, _ = self.model._decode(x, b.durations, spk, b.mel_target.shape[2])
+                base, _ = self.model._decode(x, b.durations, spk, b.mel_target.shape[2])
+                b.envelope_target, _ = split_mel(b.mel_target, self.lifter)
+                _, b.fine_target = split_mel(base.float(), self.lifter)
         self._cache[idx] = b
         return b
 
@@ -370,12 +375,10 @@ class Tuner:
         mel_pred = mel_pred.float()
         losses = {"mel": masked_mse(mel_pred, b.mel_target, mask)}
         if self.lifter is not None:
-            assert b.base_mel is not None
+            assert b.envelope_target is not None and b.fine_target is not None
             env_pred, fine_pred = split_mel(mel_pred, self.lifter)
-            env_target, _ = split_mel(b.mel_target, self.lifter)
-            _, fine_base = split_mel(b.base_mel.float(), self.lifter)
-            losses["envelope"] = masked_mse(env_pred, env_target, mask)
-            losses["fine"] = masked_mse(fine_pred, fine_base, mask)
+            losses["envelope"] = masked_mse(env_pred, b.envelope_target, mask)
+            losses["fine"] = masked_mse(fine_pred, b.fine_target, mask)
             losses["objective"] = losses["envelope"] + self.plan.fine_weight * losses["fine"]
         else:
             losses["objective"] = losses["mel"]
