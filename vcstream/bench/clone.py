@@ -69,6 +69,7 @@ ADAPTATION_NOT_AVAILABLE = (
     "adaptation not available: vcstream.adapt is not installed in this tree, so the adapted "
     "rows are left out"
 )
+ADAPTATION_LEFT_OUT = "adapted rows left out (--no-adapt)"
 
 # Targets of issue #9 (on the test speakers, means over speakers).
 TARGET_ZERO_SHOT_10S = 0.35
@@ -219,10 +220,11 @@ def measure_clone(
     keep_mels: bool = False,
     progress: Progress | None = None,
     adapt_wall_s: float | None = None,
+    no_adapt_note: str = ADAPTATION_NOT_AVAILABLE,
 ) -> dict[str, Any]:
     """The clone figure for ``speakers`` (``realvoice.RealSpeaker``); the report dict.
 
-    ``adapt`` is ``vcstream.adapt.adapt`` or None (rows left out, with the note);
+    ``adapt`` is ``vcstream.adapt.adapt`` or None (rows left out, with ``no_adapt_note``);
     ``adapt_wall_s`` its wall-clock budget (``[adapt] max_wall_s``, as the daemon and
     ``embed --adapt`` run it; None: the plan's steps and early stopping, however long).
     ``keep_mels`` keeps, per speaker, mels of the first sentence for spectrogram pictures
@@ -386,11 +388,7 @@ def measure_clone(
         "lengths": [f"{x:g}" for x in lengths],
         "knn": {"modes": list(knn_modes), **knn},
         "adaptation": {"available": adapt is not None}
-        | (
-            {"max_wall_s": adapt_wall_s}
-            if adapt is not None
-            else {"note": ADAPTATION_NOT_AVAILABLE}
-        ),
+        | ({"max_wall_s": adapt_wall_s} if adapt is not None else {"note": no_adapt_note}),
         "speakers": report_speakers,
     }
     report["summary"] = summarise(report_speakers)
@@ -697,7 +695,8 @@ def clone_main(args) -> dict:
         if value is not None
     }
     check_settings(**{**KNN_DEFAULTS, **knn_options})
-    adapt = None if getattr(args, "no_adapt", False) else load_adapt()
+    left_out = getattr(args, "no_adapt", False)
+    adapt = None if left_out else load_adapt()
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per utterance
     cfg = load_config(args.config)
     if args.device:
@@ -721,10 +720,9 @@ def clone_main(args) -> dict:
             keep_mels=bool(png_dir),
             progress=advance,
             adapt_wall_s=cfg.adapt.max_wall_s or None,
+            no_adapt_note=ADAPTATION_LEFT_OUT if left_out else ADAPTATION_NOT_AVAILABLE,
         )
     mels = report.pop("_mels", None)
-    if getattr(args, "no_adapt", False):
-        report["adaptation"]["note"] = "adapted rows left out (--no-adapt)"
     report = {
         "machine": machine_description(),
         "device": str(rt.device),
