@@ -259,8 +259,8 @@ class LogF0Histogram:
 
 
 def _weighted_median(values: np.ndarray, counts: np.ndarray, n: int) -> float:
-    """The lower median of ``values`` (sorted) repeated ``counts`` times; ``n`` their sum.
-    An even count averages the two middle values, as ``np.median`` does."""
+    """The median of ``values`` (sorted) each repeated ``counts`` times, ``n`` in all: with
+    an even ``n`` the mean of the two middle values, as ``np.median`` gives."""
     cumulative = np.cumsum(counts)
     lower = values[int(np.searchsorted(cumulative, (n - 1) // 2, side="right"))]
     upper = values[int(np.searchsorted(cumulative, n // 2, side="right"))]

@@ -89,8 +89,9 @@ def pipeline_table(report: dict, quality: str):  # returns a rich Table
     m = report["machine"]
     choice = report.get("vocoder", {}).get(quality, {})  # auto: which it took, and why
     runs = choice.get("quality", quality)
-    named = f"{quality} vocoder" if runs == quality else f"{runs} vocoder ({quality}: "
-    named += "" if runs == quality else f"{choice.get('reason', '')})"
+    named = f"{quality} vocoder"
+    if runs != quality:
+        named = f"{runs} vocoder ({quality}: {choice.get('reason', '')})"
     title = f"vcstream bench: {report['synthesizer']}, {named}, on {report['device']} "
     title += f"({m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads)"
     table = Table(title=title)

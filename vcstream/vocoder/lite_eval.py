@@ -193,7 +193,8 @@ def evaluate(
     for k in range(n):
         cos = {q: float(np.mean([c[f"cosine_{q}"] for c in copy[k]])) for q in ("full", "lite")}
         share = {q: float(np.mean([c[f"voiced_{q}"] for c in copy[k]])) for q in ("full", "lite")}
-        synth_share = float(np.mean(synth_voiced_lite[k])), float(np.mean(synth_voiced_full))
+        synth_share = {"full": float(np.mean(synth_voiced_full))}
+        synth_share["lite"] = float(np.mean(synth_voiced_lite[k]))
         reports.append(
             {
                 "lite_checkpoint": str(lite_paths[k] or "shipped"),
@@ -211,9 +212,9 @@ def evaluate(
                 "copy_voiced_full": share["full"],
                 "copy_voiced_lite": share["lite"],
                 "copy_voiced_ratio": _ratio(share["lite"], share["full"]),
-                "synth_voiced_full": synth_share[1],
-                "synth_voiced_lite": synth_share[0],
-                "synth_voiced_ratio": _ratio(*synth_share),
+                "synth_voiced_full": synth_share["full"],
+                "synth_voiced_lite": synth_share["lite"],
+                "synth_voiced_ratio": _ratio(synth_share["lite"], synth_share["full"]),
                 **({"png": str(png)} if png is not None and k == 0 else {}),
             }
         )
