@@ -295,3 +295,87 @@ def test_evaluate_refuses_a_bad_set_or_count_before_loading() -> None:
         evaluate([None], None, 1, "tuning")
     with pytest.raises(InputError, match="--sentences must be 1 to 6"):
         evaluate([None], None, 7, "selection")
+
+
+# -- periodicity loss ---------------------------------------------------------------------
+
+
+def _tone(f0_hz: float, n: int = 8192, delay: int = 0) -> torch.Tensor:
+    t = torch.arange(n, dtype=torch.float64) + delay
+    return (0.3 * torch.sin(2 * torch.pi * f0_hz * t / SAMPLE_RATE_HZ)).float()[None]
+
+
+def test_normalised_autocorrelation_peaks_at_the_period_and_not_for_noise() -> None:
+    from vcstream.vocoder.lite_train import normalised_autocorrelation
+
+    r, power = normalised_autocorrelation(_tone(200.0))
+    tau_min = SAMPLE_RATE_HZ // 600
+    assert r.shape[:2] == power.shape and r.shape[1] == (8192 - 920) // HOP + 1
+    # every frame repeats after the period (110.25 samples), not after half of it
+    assert r[..., 110 - tau_min].min() > 0.99 and r[..., 55 - tau_min].max() < -0.9
+    noise = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, (1, 8192))).float()
+    assert normalised_autocorrelation(noise)[0].abs().max() < 0.3
+
+
+def test_periodicity_loss_sees_voicing_not_phase_or_silence() -> None:
+    from vcstream.vocoder.lite_train import periodicity_loss
+
+    tone = _tone(150.0)
+    noise = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, tone.shape)).float()
+    assert periodicity_loss(tone, tone) == 0
+    # a delay changes the phase of every STFT bin, and the voicing barely (a window of
+    # 3.7 periods does not hold a whole number of them)
+    delayed = periodicity_loss(_tone(150.0, delay=37), tone)
+    assert delayed < 0.05
+    assert periodicity_loss(tone + noise, tone) > 2 * delayed  # breathy: 6 dB of noise
+    assert periodicity_loss(noise, tone) > 0.5
+    assert periodicity_loss(_tone(160.0), tone) > 0.3  # another pitch
+    # silent target frames teach nothing; silence in the output has finite gradients
+    assert periodicity_loss(noise, torch.zeros_like(tone)) == 0
+    y = torch.zeros_like(tone, requires_grad=True)
+    periodicity_loss(y, tone).backward()
+    assert torch.isfinite(y.grad).all()
+
+
+def test_periodicity_weight_reaches_the_training_step(tmp_path: Path) -> None:
+    data = tmp_path / "pairs"
+    _write_pairs(data, ["00001r", "00002s", "00003r"])
+    off = _train(data, tmp_path / "off", 1, "--no-adversarial", "--periodicity-weight", "0")
+    on = _train(data, tmp_path / "on", 1, "--no-adversarial", "--periodicity-weight", "4")
+    assert any(not torch.equal(v, off["model"][k]) for k, v in on["model"].items())
+
+
+def _report(**figures) -> dict:
+    base = {
+        "lite_checkpoint": "x.pt",
+        "lite_step": 1,
+        "cer_full": 0.01,
+        "cer_lite": 0.015,
+        "copy_cosine_ratio": 0.96,
+        "copy_voiced_ratio": 0.9,
+        "synth_voiced_ratio": 0.95,
+    }
+    return {**base, **figures}
+
+
+def test_voiced_share_targets_can_fail_and_say_so() -> None:
+    from vcstream.vocoder.lite_eval import target_lines, targets
+
+    met = {t["name"]: t["met"] for t in targets(_report())}
+    assert met == {
+        "lite.cer_le_full_plus_0.01": True,
+        "lite.copy_cosine_ratio_ge_0.95": True,
+        "lite.copy_voiced_ratio_ge_0.85": True,
+        "lite.synth_voiced_ratio_ge_0.9": True,
+    }
+    # step 4780's figures (standard set, --sentences 3): the voicing targets fail
+    r = _report(cer_lite=0.025, copy_voiced_ratio=0.4837, synth_voiced_ratio=0.7595)
+    r["targets"] = targets(r)
+    lines = target_lines(r)
+    assert "target lite.copy_voiced_ratio_ge_0.85: NOT met (0.4837)" in lines
+    assert "target lite.synth_voiced_ratio_ge_0.9: NOT met (0.7595)" in lines
+    assert "target lite.cer_le_full_plus_0.01: NOT met (0.0150)" in lines
+    # V1 with no voiced frame: no ratio, not measured (neither met nor failed)
+    r = _report(copy_voiced_ratio=None)
+    r["targets"] = targets(r)
+    assert "target lite.copy_voiced_ratio_ge_0.85: not measured (-)" in target_lines(r)
