@@ -7,6 +7,7 @@ import dataclasses
 import time
 
 import pytest
+import torch
 
 from vcstream.adapt import tune
 from vcstream.adapt.prepare import prepare
@@ -70,3 +71,76 @@ def test_a_deadline_already_past_tunes_nothing_and_keeps_the_checkpoint(setup):
     assert result.steps == 0 and result.params == {}
     assert [k for k, _ in result.evaluations] == [0]
     assert result.held_out == result.held_out_before
+
+
+class _ScriptedScore:
+    """A score that rises to a peak at step ``peak`` and falls after it: what the tuner
+    keeps, and when it stops, is then known in advance."""
+
+    def __init__(self, tuner: tune.Tuner, peak: int, gain: float = 0.1) -> None:
+        self.tuner, self.peak, self.gain = tuner, peak, gain
+        self.snapshots: dict[int, list] = {}
+
+    def __call__(self, model) -> float:
+        k = self.tuner.steps_done
+        self.snapshots[k] = [p.detach().clone() for p in self.tuner.trainable]
+        return 0.5 + self.gain * (1.0 - abs(k - self.peak) / self.peak)
+
+
+def test_with_a_scorer_the_best_scoring_parameters_are_kept_and_patience_stops_it(
+    setup, monkeypatch
+):
+    monkeypatch.setattr(tune, "SCORE_EVERY", 1)  # the schedule, in fewer steps
+    monkeypatch.setattr(tune, "SCORE_PATIENCE_EVALS", 2)
+    tuner = _tuner(setup, warmup_steps=0)
+    every, patience = tune.SCORE_EVERY, tune.SCORE_PATIENCE_EVALS
+    score = _ScriptedScore(tuner, peak=2 * every)
+    result = tuner.run(max_steps=20 * every, scorer=score)
+    # scored before tuning and every SCORE_EVERY steps, stopping `patience` after the peak
+    assert [k for k, _ in result.evaluations] == [every * i for i in range(0, 2 + patience + 1)]
+    assert result.steps == 2 * every
+    assert result.score == pytest.approx(0.6) and result.score_before == pytest.approx(0.5)
+    kept = score.snapshots[2 * every]
+    for name, value in zip(tuner.names, kept, strict=True):
+        assert torch.equal(result.params[name], value.float())
+    # the held-out loss reported is that of the kept parameters, not the last step's
+    assert result.held_out == pytest.approx(_loaded(setup, result.params).held_out_loss())
+
+
+def test_with_a_scorer_too_little_gain_keeps_the_checkpoint(setup, monkeypatch):
+    monkeypatch.setattr(tune, "SCORE_EVERY", 1)
+    tuner = _tuner(setup, warmup_steps=0)
+    score = _ScriptedScore(tuner, peak=tune.SCORE_EVERY, gain=tune.MIN_SIMILARITY_GAIN / 2)
+    result = tuner.run(max_steps=3 * tune.SCORE_EVERY, scorer=score)
+    assert result.params == {} and result.steps == 0
+    assert result.held_out == result.held_out_before
+
+
+def _loaded(setup, params) -> tune.Tuner:
+    other = _tuner(setup)
+    with torch.no_grad():
+        for name, p in other.model.named_parameters():
+            if name in params:
+                p.copy_(params[name])
+    return other
+
+
+def test_the_probe_scores_a_model_by_how_like_the_speaker_it_sounds(setup):
+    from vcstream.adapt.probe import ProbeScorer
+    from vcstream.corpus.features import FeatureExtractor
+    from vcstream.vocoder.lite import load_lite
+
+    synth, prepared = setup
+    table = {s: i for i, s in enumerate(synth.symbols)}
+    scorer = ProbeScorer(
+        load_lite(), FeatureExtractor(), table, prepared.embedding, prepared.log_f0,
+        sentences=("A short probe sentence.",),
+    )  # fmt: skip
+    first = scorer(synth.model)
+    assert -1.0 <= first <= 1.0
+    assert scorer(synth.model) == pytest.approx(first, abs=1e-6)  # deterministic
+    assert not synth.model.training  # left as it was found
+    # without its speaker conditioning the model speaks in no one's voice in particular
+    plain = _loaded(setup, {n: torch.zeros_like(p) for n, p in synth.model.named_parameters()
+                            if n.startswith("speaker.")})  # fmt: skip
+    assert scorer(plain.model) < first - 0.01

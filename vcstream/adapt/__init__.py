@@ -24,6 +24,10 @@ pipeline::
   ``vcstream.adapt.tune.PLANS``); by default both follow the amount of speech.
 * ``progress(stage, fraction, info)``: called with stage ``"transcribe"``, ``"features"``,
   ``"tune"`` (``info``: step, steps, held-out loss) and ``"measure"``.
+* ``selection``: what keeps the tuned parameters: ``"similarity"`` (default: the GE2E
+  cosine of probe sentences, vocoded by ``probe_vocoder``, to the recordings;
+  ``adapt.probe``) or ``"held-out loss"`` (the mel loss on held-out frames).
+* ``probe_vocoder``: the vocoder of those probes (a ``LiteVocoder``; loaded when not given).
 * ``vocoder``: a ``HifiGanGenerator``; when given, the GE2E cosine of speech synthesised
   from new sentences to the recordings is measured before and after (``similarity_before``,
   ``similarity``; about 3 s more).
@@ -57,14 +61,10 @@ if TYPE_CHECKING:
     from vcstream.adapt.voice import AdaptedVoice
 
 MIN_SECONDS = 3.0  # of recordings given
+SELECTIONS = ("similarity", "held-out loss")
 # Of speech left after trimming silences and leaving out what Whisper was unsure of (a 3 s
 # recording keeps a little less than 3 s).
 MIN_USABLE_S = 2.0
-# New sentences (not in any recording) for the before/after similarity measurement.
-PROBE_SENTENCES = (
-    "The little boat drifted slowly across the quiet lake at sunset.",
-    "Please remember to bring your umbrella when you visit us tomorrow.",
-)
 
 
 class NotEnoughVoiceError(NoVoiceError):
@@ -101,6 +101,8 @@ def adapt(
     transcriber=None,
     extractor=None,
     precision: str = "auto",
+    selection: str = "similarity",
+    probe_vocoder=None,
 ) -> AdaptedVoice:
     """Fine-tune ``synthesizer``'s model to the speaker of ``recordings`` (see the module
     docstring)."""
@@ -108,6 +110,8 @@ def adapt(
     from vcstream.adapt.tune import PLANS, Tuner, plan_for
     from vcstream.adapt.voice import AdaptedVoice
 
+    if selection not in SELECTIONS:
+        raise InputError(f"selection must be one of {', '.join(SELECTIONS)}, not {selection!r}")
     if precision not in ("auto", "bf16", "fp32"):
         raise InputError(f"precision must be auto, bf16 or fp32, not {precision!r}")
     if precision == "auto":
@@ -164,10 +168,27 @@ def adapt(
         precision=precision,
         device=synthesizer.device,
     )
+    scorer = None
+    if selection == "similarity":
+        from vcstream.adapt.probe import ProbeScorer
+
+        if probe_vocoder is None:
+            from vcstream.vocoder.lite import load_lite
+
+            probe_vocoder = load_lite(None, synthesizer.device)
+        scorer = ProbeScorer(
+            probe_vocoder,
+            extractor,
+            table,
+            prepared.embedding,
+            prepared.log_f0,
+            device=synthesizer.device,
+        )
     result = tuner.run(
         max_steps=steps,
         deadline=deadline,
-        progress=lambda k, n, loss: report("tune", k / n, step=k, steps=n, held_out_loss=loss),
+        progress=lambda k, n, figures: report("tune", k / n, step=k, steps=n, **figures),
+        scorer=scorer,
     )
     voice = AdaptedVoice(
         params=result.params,
@@ -184,6 +205,9 @@ def adapt(
         wall_s=0.0,
         transcripts=[u.text for u in prepared.utterances],
         dropped=prepared.dropped,
+        selected_by=selection,
+        probe_similarity_before=result.score_before,
+        probe_similarity=result.score,
     )
     if vocoder is not None:
         report("measure", 0.0)
@@ -225,6 +249,7 @@ def measure_similarity(synthesizer, vocoder, extractor, voice: AdaptedVoice) -> 
     embedding (the recordings'): the figure status shows."""
     import torch
 
+    from vcstream.adapt.probe import PROBE_SENTENCES
     from vcstream.synth.base import SynthControls, VoiceConditioning
 
     adapted = voice.conditioning()

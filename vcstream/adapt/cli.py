@@ -44,9 +44,13 @@ def adapt_references(
         if json_out:
             return
         if stage == "tune":
+            figure = (
+                f"probe similarity {info['probe_similarity']:.3f}"
+                if "probe_similarity" in info
+                else f"held-out mel loss {info['held_out_loss']:.3f}"
+            )
             print(
-                f"\radapting: step {info['step']}/{info['steps']}, held-out mel loss "
-                f"{info['held_out_loss']:.3f}",
+                f"\radapting: step {info['step']}/{info['steps']}, {figure}",
                 end="",
                 file=sys.stderr,
                 flush=True,

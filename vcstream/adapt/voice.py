@@ -49,6 +49,11 @@ class AdaptedVoice:
     # zero-shot and adapted; None when no vocoder was given to measure it.
     similarity_before: float | None = None
     similarity: float | None = None
+    # What chose the kept parameters: "similarity" (the lite-vocoded probe's GE2E cosine to
+    # the recordings, ``adapt.probe``) or "held-out loss"; and that probe's figures.
+    selected_by: str = "held-out loss"
+    probe_similarity_before: float | None = None
+    probe_similarity: float | None = None
     key: str = ""
 
     def __post_init__(self) -> None:
@@ -84,6 +89,9 @@ class AdaptedVoice:
             "wall_s": round(self.wall_s, 2),
             "similarity_before": _round(self.similarity_before),
             "similarity": _round(self.similarity),
+            "selected_by": self.selected_by,
+            "probe_similarity_before": _round(self.probe_similarity_before),
+            "probe_similarity": _round(self.probe_similarity),
             "transcripts": list(self.transcripts),
             "dropped": list(self.dropped),
         }
@@ -146,6 +154,9 @@ class AdaptedVoice:
                 dropped=list(data.get("dropped", [])),
                 similarity_before=data.get("similarity_before"),
                 similarity=data.get("similarity"),
+                selected_by=str(data.get("selected_by", "held-out loss")),
+                probe_similarity_before=data.get("probe_similarity_before"),
+                probe_similarity=data.get("probe_similarity"),
                 key=key,
             )
         except (AttributeError, KeyError, TypeError, ValueError) as err:

@@ -254,12 +254,14 @@ def measure_clone(
             max_text_chars=rt.cfg.synth.max_text_chars,
         )
 
-    extractor = None
+    extractor = probe_vocoder = None
     if adapt is not None:  # loaded once, not inside every adaptation's timing
         from vcstream.adapt import warm_up
         from vcstream.corpus.features import FeatureExtractor
+        from vcstream.vocoder.lite import load_lite
 
         extractor = FeatureExtractor(str(fastpitch.device))
+        probe_vocoder = load_lite(None, fastpitch.device)
         warm_up()  # as the daemon's adaptation process does when it loads its models
     fp_pipe = pipeline(fastpitch)
     render(fp_pipe, "Hello there.", VoiceConditioning())  # first call pays for allocation
@@ -341,6 +343,7 @@ def measure_clone(
                         transcriber=transcriber,
                         extractor=extractor,
                         max_wall_s=adapt_wall_s,
+                        probe_vocoder=probe_vocoder,
                     )
                     voices["adapted"] = (adapted.conditioning(), time.perf_counter() - t0)
                     meta = adapted.metadata()
@@ -354,6 +357,9 @@ def measure_clone(
                             "steps",
                             "held_out_loss_before",
                             "held_out_loss",
+                            "selected_by",
+                            "probe_similarity_before",
+                            "probe_similarity",
                         )
                     }
                 except NoVoiceError as err:
