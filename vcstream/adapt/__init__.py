@@ -23,7 +23,8 @@ pipeline::
 * ``steps`` / ``plan``: override the plan's step count, or the plan itself (a name of
   ``vcstream.adapt.tune.PLANS``); by default both follow the amount of speech.
 * ``progress(stage, fraction, info)``: called with stage ``"transcribe"``, ``"features"``,
-  ``"tune"`` (``info``: step, steps, held-out loss) and ``"measure"``.
+  ``"tune"`` (``info``: step, steps, and ``probe_similarity``, or ``held_out_loss`` with
+  ``selection="held-out loss"``) and ``"measure"``.
 * ``selection``: what keeps the tuned parameters: ``"similarity"`` (default: the GE2E
   cosine of probe sentences, vocoded by ``probe_vocoder``, to the recordings;
   ``adapt.probe``) or ``"held-out loss"`` (the mel loss on held-out frames).
