@@ -36,6 +36,8 @@ def run(tmp_path_factory) -> tuple[dict, str]:
 def test_tiny_run_prints_the_tables_and_writes_a_well_formed_report(run) -> None:
     report, printed = run
     assert "per speaker and reference length" in printed and "summary: mean" in printed
+    # a file is written: auto means HiFi-GAN V1, and the report says so
+    assert report["vocoder"]["quality"] == "full" and "full vocoder" in printed
     assert json.loads(printed[printed.index("\n{") :]) == report  # the JSON after the tables
     assert report["sentences"] == list(clone.SENTENCES[:1])
     assert report["adaptation"] == {

@@ -548,7 +548,8 @@ def clone_tables(report: dict) -> list:
     m = report["machine"]
     summ = Table(
         title=f"summary: mean over {len(report['speakers'])} speakers "
-        f"({m['cpu']}, {m['torch_threads']} torch threads, {report['elapsed_s']:.0f} s)"
+        f"({m['cpu']}, {m['torch_threads']} torch threads, {_vocoder_name(report)} vocoder, "
+        f"{report['elapsed_s']:.0f} s)"
     )
     for c in ("ref s", "row", "speakers", *cols[:-1]):
         summ.add_column(c, justify="left" if c == "row" else "right")
@@ -563,6 +564,10 @@ def clone_tables(report: dict) -> list:
                 end_section=row == "ceiling",
             )
     return [per, summ]
+
+
+def _vocoder_name(report: dict) -> str:
+    return report.get("vocoder", {}).get("quality", "full")
 
 
 def print_clone_report(report: dict) -> None:
@@ -732,6 +737,8 @@ def clone_main(args) -> dict:
     report = {
         "machine": machine_description(),
         "device": str(rt.device),
+        # what the clones were heard through: lite costs a real voice 0.06-0.12 of cosine
+        "vocoder": rt.vocoder_status,
         "checkpoint_step": rt.synthesizer.step,
         **report,
         "elapsed_s": round(time.perf_counter() - t_start, 1),
