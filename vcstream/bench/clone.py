@@ -571,7 +571,7 @@ def _vocoder_name(report: dict) -> str:
 
 
 def print_clone_report(report: dict) -> None:
-    from vcstream.bench.report import console
+    from vcstream.bench.report import console, target_line
 
     out = console()
     for table in clone_tables(report):
@@ -579,10 +579,7 @@ def print_clone_report(report: dict) -> None:
     if not report["adaptation"]["available"]:
         out.print(report["adaptation"]["note"], highlight=False)
     for name, t in report["targets"].items():
-        state = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
-        # four places, as stored: 0.3498 printed as 0.350 beside "NOT met" misled
-        value = "-" if t["value"] is None else f"{t['value']:.4f}"
-        out.print(f"target {name} ({t['target']}): {state} ({value})", highlight=False)
+        out.print(target_line(f"{name} ({t['target']})", t["met"], t["value"]), highlight=False)
 
 
 def save_spectrograms(mels: dict[str, dict[str, np.ndarray]], folder) -> list[str]:

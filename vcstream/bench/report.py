@@ -42,6 +42,13 @@ def console():  # returns a rich Console
     return Console() if sys.stdout.isatty() else Console(width=140)
 
 
+def target_line(label: str, met: bool | None, value: float | None) -> str:
+    """``target LABEL: met|NOT met|not measured (VALUE)``, the value to four places as
+    stored (0.3498 printed as 0.350 beside "NOT met" misled)."""
+    state = {True: "met", False: "NOT met", None: "not measured"}[met]
+    return f"target {label}: {state} ({'-' if value is None else f'{value:.4f}'})"
+
+
 def summary(values: Sequence[float], digits: int) -> dict:
     """Median, min and max of ``values``, rounded."""
     return {

@@ -113,12 +113,9 @@ def targets(report: dict) -> list[dict]:
 
 
 def target_lines(report: dict) -> list[str]:
-    state = {True: "met", False: "NOT met", None: "not measured"}
-    lines = []
-    for t in report["targets"]:
-        value = "-" if t["value"] is None else f"{t['value']:.4f}"
-        lines.append(f"target {t['name']}: {state[t['met']]} ({value})")
-    return lines
+    from vcstream.bench.report import target_line
+
+    return [target_line(t["name"], t["met"], t["value"]) for t in report["targets"]]
 
 
 def _recordings(eval_set: EvalSet) -> list[tuple[str, np.ndarray]]:
