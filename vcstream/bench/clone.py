@@ -548,7 +548,7 @@ def clone_tables(report: dict) -> list:
     m = report["machine"]
     summ = Table(
         title=f"summary: mean over {len(report['speakers'])} speakers "
-        f"({m['cpu']}, {m['torch_threads']} torch threads, {_vocoder_name(report)} vocoder, "
+        f"({m['cpu']}, {m['torch_threads']} torch threads, {report['vocoder']['quality']} vocoder, "
         f"{report['elapsed_s']:.0f} s)"
     )
     for c in ("ref s", "row", "speakers", *cols[:-1]):
@@ -564,10 +564,6 @@ def clone_tables(report: dict) -> list:
                 end_section=row == "ceiling",
             )
     return [per, summ]
-
-
-def _vocoder_name(report: dict) -> str:
-    return report.get("vocoder", {}).get("quality", "full")
 
 
 def print_clone_report(report: dict) -> None:
