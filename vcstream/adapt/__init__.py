@@ -209,6 +209,7 @@ def adapt(
         selected_by=selection,
         probe_similarity_before=result.score_before,
         probe_similarity=result.score,
+        prosody_offsets=result.prosody,
     )
     if vocoder is not None:
         report("measure", 0.0)

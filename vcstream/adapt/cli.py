@@ -81,6 +81,9 @@ def adapt_references(
             f"{m['similarity']:.3f}",
             file=sys.stderr,
         )
+        if m["prosody_offsets"]:
+            offsets = ", ".join(f"{k} {v:+.3f}" for k, v in m["prosody_offsets"].items())
+            print(f"  prosody offsets: {offsets}", file=sys.stderr)
         for why in voice.dropped:
             print(f"  left out: {why}", file=sys.stderr)
     return voice

@@ -360,6 +360,7 @@ def measure_clone(
                             "selected_by",
                             "probe_similarity_before",
                             "probe_similarity",
+                            "prosody_offsets",
                         )
                     }
                 except NoVoiceError as err:
