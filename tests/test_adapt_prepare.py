@@ -42,15 +42,16 @@ class _ScriptedWhisper:
     """Whisper at the edge: one segment per call, the whole stream, with the next of the
     given mean token log-probabilities (what prepare decides on is then known)."""
 
-    def __init__(self, logprobs: list[float]) -> None:
+    def __init__(self, logprobs: list[float], text: str = "hello there, this is a test") -> None:
         self.logprobs = list(logprobs)
+        self.text = text
 
     def segments(self, audio, sample_rate_hz, *, fallback=True, timestamps=True):
         from vcstream.asr import Segment
 
         return [
-            Segment(0.0, len(audio) / sample_rate_hz, "hello there, this is a test",
-                    self.logprobs.pop(0), 0.1, 1.2)
+            Segment(0.0, len(audio) / sample_rate_hz, self.text, self.logprobs.pop(0), 0.1,
+                    1.2)
         ]  # fmt: skip
 
 
@@ -92,3 +93,21 @@ def test_with_nothing_nearly_sure_there_is_no_usable_speech(five_second_recordin
     recordings, extractor = five_second_recordings
     with pytest.raises(NoVoiceError, match="no usable speech"):
         prepare(recordings, None, extractor=extractor, transcriber=_ScriptedWhisper([-1.6, -1.8]))
+
+
+def test_a_nearly_sure_piece_with_too_few_sounds_for_its_length_is_left_out(
+    five_second_recordings,
+):
+    recordings, extractor = five_second_recordings
+    # two words for 5 s of speech: what Whisper wrote for a dev speaker of Danish words
+    whisper = _ScriptedWhisper([-1.2, -1.6], text="You won!")
+    with pytest.raises(NoVoiceError, match="sounds per second is too few"):
+        prepare(recordings, None, extractor=extractor, transcriber=whisper)
+    # ... while a sure one is taken whatever it spells
+    p = prepare(
+        recordings,
+        None,
+        extractor=extractor,
+        transcriber=_ScriptedWhisper([-0.5, -0.5], text="You won!"),
+    )
+    assert len(p.utterances) == 2

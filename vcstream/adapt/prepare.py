@@ -30,6 +30,12 @@ AVG_LOGPROB_MIN = -1.0  # ... and those whose mean token log-probability is belo
 # hospital.", -1.76, for Galician words), which no alignment makes right.
 FALLBACK_BELOW_S = 3.0
 AVG_LOGPROB_FALLBACK = -1.35
+# A piece taken so must spell at least this many sounds (phonemes, not stress or pauses) per
+# second of its speech: on a dev speaker of Danish words Whisper wrote "You won!" for 6.1 s
+# (0.8 per second), and the voice adapted to it said "They'll light us keep her legs slowly"
+# (CER 16 %; its other piece had 2.2); the taken pieces of dev speakers of Lithuanian and
+# Spanish had 3.0-6.1, and the voices adapted to them 0 % CER.
+MIN_UNSURE_SOUNDS_PER_S = 2.5
 COMPRESSION_MAX = 2.4  # ... and those whose text repeats itself (a decoding loop)
 # Whisper's segment times are coarse (tens of ms): keep a margin, trimming takes the rest.
 CUT_MARGIN_S = 0.15
@@ -58,6 +64,14 @@ class Prepared:
     @property
     def seconds(self) -> float:
         return sum(u.seconds for u in self.utterances)
+
+
+def is_sound(symbol: str) -> bool:
+    """A phoneme symbol that is a speech sound: not a space, punctuation or a stress or
+    length mark."""
+    import unicodedata
+
+    return bool(symbol) and symbol not in "ˈˌː" and unicodedata.category(symbol[0])[0] not in "PZ"
 
 
 def _check_recordings(recordings: Sequence[tuple[np.ndarray, int]]) -> None:
@@ -94,7 +108,8 @@ def _pieces(
     gap: np.ndarray,
     min_logprob: float = AVG_LOGPROB_MIN,
 ) -> list[tuple[np.ndarray, str, float]]:
-    """Cut a stream into (audio, Whisper text, seconds of recording in it) pieces of at most
+    """Cut a stream into (audio, Whisper text, seconds of recording in it, the lowest mean
+    token log-probability of its segments) pieces of at most
     MAX_UTTERANCE_S from its Whisper ``segments``, leaving out those Whisper was unsure of
     (mean token log-probability below ``min_logprob``); ``gap`` marks the samples of the
     pauses put between recordings."""
@@ -125,7 +140,8 @@ def _pieces(
         a = max(0, int((g[0].start_s - CUT_MARGIN_S) * SAMPLE_RATE_HZ))
         b = min(n, int((g[-1].end_s + CUT_MARGIN_S) * SAMPLE_RATE_HZ))
         own = (b - a - int(gap[a:b].sum())) / SAMPLE_RATE_HZ
-        out.append((audio_22k[a:b], " ".join(s.text for s in g), own))
+        text = " ".join(s.text for s in g)
+        out.append((audio_22k[a:b], text, own, min(s.avg_logprob for s in g)))
     return out
 
 
@@ -185,7 +201,9 @@ def prepare(
     pieces: list[tuple[np.ndarray, str]] = []
     audios = [resample(np.asarray(a, np.float32), int(sr), SAMPLE_RATE_HZ) for a, sr in recordings]
     if transcripts is not None:
-        pieces = [(a, t, len(a) / SAMPLE_RATE_HZ) for a, t in zip(audios, transcripts, strict=True)]
+        pieces = [
+            (a, t, len(a) / SAMPLE_RATE_HZ, 0.0) for a, t in zip(audios, transcripts, strict=True)
+        ]
     else:
         # Short recordings are transcribed in groups, apart by a short pause: Whisper pads
         # every call to a 30 s window, so thirty 1 s clips would cost thirty windows; but
@@ -206,7 +224,7 @@ def prepare(
             streams.append((stream, gap, _segments(transcriber, stream)))
         for stream, gap, segments in streams:
             pieces += _pieces(segments, stream, dropped, gap)
-        sure_s = sum(own for _, _, own in pieces)
+        sure_s = sum(p[2] for p in pieces)
         if sure_s < FALLBACK_BELOW_S:
             unsure: list[str] = []
             relaxed = [
@@ -214,7 +232,7 @@ def prepare(
                 for stream, gap, segments in streams
                 for p in _pieces(segments, stream, unsure, gap, AVG_LOGPROB_FALLBACK)
             ]
-            if sum(own for _, _, own in relaxed) > sure_s:
+            if sum(p[2] for p in relaxed) > sure_s:
                 pieces, dropped = relaxed, unsure
                 dropped.append(
                     f"only {sure_s:.1f} s Whisper was sure of: pieces down to log-prob "
@@ -223,7 +241,7 @@ def prepare(
         if not pieces:
             dropped.append("Whisper heard no words")
     utterances = []
-    for audio, text, own_s in pieces:
+    for audio, text, own_s, logprob in pieces:
         try:
             x = clean_audio(audio, SAMPLE_RATE_HZ)
         except NoVoiceError:
@@ -237,6 +255,13 @@ def prepare(
         # The aligner needs a frame for each symbol and each PAD between (frame_ids).
         if not phonemes or n_frames < 2 * len(phonemes) + 3:
             dropped.append(f"{text[:40]!r}: too few frames for its {len(phonemes)} phonemes")
+            continue
+        rate = sum(1 for p in phonemes if is_sound(p)) * SAMPLE_RATE_HZ / len(x)
+        if logprob < AVG_LOGPROB_MIN and rate < MIN_UNSURE_SOUNDS_PER_S:
+            dropped.append(
+                f"{text[:40]!r}: Whisper unsure, and {rate:.1f} sounds per second is too few "
+                f"for {len(x) / SAMPLE_RATE_HZ:.1f} s of speech"
+            )
             continue
         mel, f0 = mel_and_f0(x)
         utterances.append(
