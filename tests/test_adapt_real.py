@@ -4,6 +4,8 @@ speech in the adapted voice is closer to that speaker's held-out recordings."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -73,11 +75,22 @@ def test_adapting_to_a_real_speaker_moves_the_output_towards_their_other_recordi
 
     lifter = envelope_projection(80, ENVELOPE_COEFFS)
     phonemes = extractor.phonemes(SENTENCES[0])
-    mels = [
-        torch.cat(list(synth.synthesize(phonemes, v, SynthControls())), 1)[None]
-        for v in (zero_shot, voice.conditioning())
-    ]
-    assert mels[0].shape == mels[1].shape  # the encoder side (durations) is not tuned
+
+    def mel(v: VoiceConditioning) -> torch.Tensor:
+        return torch.cat(list(synth.synthesize(phonemes, v, SynthControls())), 1)[None]
+
+    # The speaker's tempo came with it (a positive offset: slower than the checkpoint);
+    # without it the frames line up with zero-shot's.
+    offset = voice.prosody_offsets["duration"]
+    assert offset != 0
+    longer = mel(voice.conditioning()).shape[2] > mel(zero_shot).shape[2]
+    assert longer == (offset > 0), (offset, longer)
+    decoder_only = dataclasses.replace(
+        voice, params={k: v for k, v in voice.params.items() if not k.startswith("duration.")},
+        key="",
+    )  # fmt: skip
+    mels = [mel(zero_shot), mel(decoder_only.conditioning())]
+    assert mels[0].shape == mels[1].shape
     (env0, fine0), (env1, fine1) = (split_mel(m, lifter) for m in mels)
     moved_envelope = float((env1 - env0).abs().mean())
     moved_fine = float((fine1 - fine0).abs().mean())

@@ -97,10 +97,9 @@ def test_with_a_scorer_the_best_scoring_parameters_are_kept_and_patience_stops_i
     every, patience = tune.SCORE_EVERY, tune.SCORE_PATIENCE_EVALS
     score = _ScriptedScore(tuner, peak=2 * every)
     result = tuner.run(max_steps=20 * every, scorer=score)
-    # scored before tuning, with each fit of the speaker's durations alone, and every
-    # SCORE_EVERY steps, stopping `patience` after the peak
+    # scored before tuning, with the prosody offsets alone, and every SCORE_EVERY steps,
+    # stopping `patience` after the peak
     assert [k for k, _ in result.evaluations] == [
-        0,
         0,
         *(every * i for i in range(0, 2 + patience + 1)),
     ]
@@ -164,45 +163,12 @@ def test_the_tempo_offset_is_the_speakers_mean_residual_and_follows_its_tempo(se
     # Twice as slow: log(1 + 2d) - log(1 + d) is log 2 for long symbols, less for short
     # ones (0 for none); measured 0.26 on these recordings.
     assert 0.15 < slow.prosody["duration"] - tuner.prosody["duration"] <= math.log(2)
-    result = _accepted_run(tuner)  # the scripted score is the same for both fits
-    assert result.prosody == tuner.prosody and result.duration_fit == "tempo"
+    result = _accepted_run(tuner)
+    assert result.prosody == tuner.prosody
     own = dict(synth.model.named_parameters())
-    bias = own["duration.out.bias"].detach() + tuner.prosody["duration"]
-    assert result.params["duration.out.bias"] == pytest.approx(bias, abs=1e-5)
-    assert torch.equal(result.params["duration.out.weight"], own["duration.out.weight"].detach())
-
-
-def _duration_loss(tuner: tune.Tuner, values: dict[str, torch.Tensor]) -> float:
-    """The duration predictor's squared error on the speaker's symbols with ``values``."""
-    w, b = values["duration.out.weight"].double(), values["duration.out.bias"].double()
-    errors = []
-    for idx in dict.fromkeys(tuner.train_batches + tuner.held_batches):
-        batch = tuner._batch(idx)
-        h = batch.duration_features[batch.text_mask].double()
-        y = torch.log1p(batch.durations.double())[batch.text_mask]
-        errors.append(h @ w[0] + b - y)
-    return float(torch.cat(errors).pow(2).mean())
-
-
-def test_the_refitted_duration_layer_fits_the_speaker_better_and_the_probe_can_choose_it(
-    setup,
-):
-    synth, _ = setup
-    tuner = _tuner(setup)
-    own = dict(synth.model.named_parameters())
-    checkpoint = {k: own[k].detach() for k in ("duration.out.weight", "duration.out.bias")}
-    tempo, layer = tuner.duration_fits["tempo"], tuner.duration_fits["layer"]
-    assert _duration_loss(tuner, layer) < _duration_loss(tuner, tempo)
-    assert _duration_loss(tuner, tempo) < _duration_loss(tuner, checkpoint)
-
-    def prefers_a_refitted_layer(model) -> float:
-        moved = not torch.equal(model.duration.out.weight, checkpoint["duration.out.weight"])
-        return 0.5 + (0.1 if moved else 0.0) + 0.01 * tuner.steps_done
-
-    result = tuner.run(max_steps=2, scorer=prefers_a_refitted_layer)
-    assert result.duration_fit == "layer"
-    for k, v in layer.items():
-        assert torch.equal(result.params[k], v)
+    for predictor, offset in tuner.prosody.items():
+        name = f"{predictor}.out.bias"
+        assert result.params[name] == pytest.approx(own[name].detach() + offset, abs=1e-5)
 
 
 def test_an_adapted_voice_with_a_slower_speaker_speaks_a_new_sentence_slower(setup):

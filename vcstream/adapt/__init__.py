@@ -210,7 +210,6 @@ def adapt(
         probe_similarity_before=result.score_before,
         probe_similarity=result.score,
         prosody_offsets=result.prosody,
-        duration_fit=result.duration_fit,
     )
     if vocoder is not None:
         report("measure", 0.0)

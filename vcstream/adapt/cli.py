@@ -83,7 +83,7 @@ def adapt_references(
         )
         if m["prosody_offsets"]:
             offsets = ", ".join(f"{k} {v:+.3f}" for k, v in m["prosody_offsets"].items())
-            print(f"  prosody offsets: {offsets} ({m['duration_fit']} fit)", file=sys.stderr)
+            print(f"  prosody offsets: {offsets}", file=sys.stderr)
         for why in voice.dropped:
             print(f"  left out: {why}", file=sys.stderr)
     return voice

@@ -25,22 +25,28 @@ speakers (see ``adapt.probe``); it is still measured, before and for the kept pa
 A pull towards the checkpoint's own values (L2) keeps the parameters from drifting where
 the few frames say nothing.
 
-The decoder plans also take the speaker's durations (``_fit_durations``): the decoder
-learns the timbre from the speaker's own durations (teacher-forced), but new sentences were
-spoken at the checkpoint's tempo. Two fits of the duration predictor's output layer to the
-speaker's aligned durations: its bias moved by the mean residual (the tempo), or the whole
-layer refitted with a pull to the checkpoint's (``DURATION_RIDGE``); the probe scores both
-before the first step and keeps the better. On dev speakers (zero-shot, GE2E cosine of new
-sentences through V1) the tempo alone raised every one of 7 speaker-length pairs, by
-0.005-0.073 (klettres/en, isolated letters, 10 s: 0.640 -> 0.713).
+The decoder plans also take the speaker's tempo (``prosody_offsets``): the mean residual
+of the speaker's aligned durations from the duration predictor's own, added to that
+predictor's output bias. The decoder learns the timbre from the speaker's own durations
+(teacher-forced); without the offset new sentences were spoken at the checkpoint's tempo.
+On dev speakers (zero-shot, GE2E cosine of new sentences through V1) the offset alone
+raised every one of 7 speaker-length pairs, by 0.005-0.073 (klettres/en, isolated letters,
+10 s: 0.640 -> 0.713). GE2E itself favours slower speech: spoken at 0.6 of the
+checkpoint's speed, new sentences came out closer to each of 3 dev speakers than at 1.0
+(hedgewars/Default too, whose tempo is faster than the checkpoint's), so the tempo is the
+speaker's own, measured, never searched for.
 
-A pitch offset (the mean residual of the per-symbol pitch) was tried and dropped: over all
+Tried and dropped: a pitch offset (the mean residual of the per-symbol pitch): over all
 symbols it came out 0.05-0.43 standard deviations low on every dev speaker, over the voiced
 ones weighted by frames 0.12-0.93, and either moved the adapted output's F0 centre away
 from the speaker's (ktuberling/ca from 30 s: 1.45 st from the held-out recordings without
 it, 2.44 and 4.68 with): the zero-shot F0 centre already follows the recordings' log-F0
 statistics. An energy offset bought nothing (it follows the recording's level, not the
-voice).
+voice). The duration predictor's whole output layer refitted (ridge regression towards the
+checkpoint's): GE2E scored it higher on 4 of 5 dev speaker-length pairs, but it had
+overfitted the speaker's few symbols, and new sentences came out up to 7 times as long as
+with the tempo alone (ktuberling/fr from 30 s: 11566 frames for the six bench sentences,
+1782 with the tempo, 1581 zero-shot).
 """
 
 from __future__ import annotations
@@ -147,12 +153,6 @@ HELD_OUT_FRACTION = 0.25
 MIN_GAIN = 0.03  # relative held-out loss improvement below which nothing is adapted
 # predictor -> the largest offset taken (duration: log(1 + frames), a factor of 2 either way)
 PROSODY_LIMITS = {"duration": math.log(2.0)}
-# The duration predictor's output layer refitted to the speaker: ridge pull towards the
-# checkpoint's weights (of 256 features, over the symbols' squared errors). On dev speakers
-# (zero-shot, GE2E cosine through V1, 5 speaker-length pairs) against the tempo alone,
-# pulls of 100, 10 and 1 gained 0.009, 0.008 and 0.020 on average; 1 from -0.027
-# (klettres/en 10 s) to +0.040 (hedgewars/Default 30 s), so the probe chooses between them.
-DURATION_RIDGE = 1.0
 # Only the parts being tuned matter; the aligner, the speaker-F0 head and the binarisation
 # ramp are frozen (their terms would only cost time).
 WEIGHTS = LossWeights(align=0.0, binarize=0.0, speaker_f0=0.0, bin_start_step=10**9)
@@ -190,10 +190,8 @@ class TuneResult:
     evaluations: list[tuple[int, float]]  # (step, held-out loss, or the scorer's score)
     score_before: float | None = None  # the scorer's, zero-shot (None: no scorer)
     score: float | None = None  # ... with the kept parameters
-    # {"duration": the speaker's mean log-duration residual} (``Tuner._fit_durations``)
-    # and which fit of it ``params`` carry ("tempo" or "layer"); empty when none
+    # predictor -> the offset in ``params`` (``Tuner.prosody_offsets``); empty when none
     prosody: dict[str, float] = field(default_factory=dict)
-    duration_fit: str = ""
 
 
 def _targets(
@@ -284,7 +282,6 @@ class _Batch:
     pitch_target: torch.Tensor
     energy_target: torch.Tensor
     log_dur_pred: torch.Tensor  # the checkpoint's, log(1 + frames), for the same symbols
-    duration_features: torch.Tensor  # [B, N, hidden]: what its output layer read
     mel_target: torch.Tensor  # normalised
     mel_mask: torch.Tensor
     decoder_input: tuple[torch.Tensor, torch.Tensor] | None = None  # (x, spk)
@@ -354,58 +351,37 @@ class Tuner:
             # inputs are computed now, before any step changes the decoder.
             for idx in self.train_batches + self.held_batches:
                 self._batch(idx)
-        # With the encoder side frozen the predictors' inputs never change, so the fits
-        # are exact; one of them is taken in ``run``.
-        self.prosody: dict[str, float] = {}
-        self.duration_fits: dict[str, dict[str, torch.Tensor]] = {}
-        if self.encoder_frozen:
-            self.prosody, self.duration_fits = self._fit_durations()
+        # With the encoder side frozen the predictors' inputs never change, so the offsets
+        # are the exact mean residuals; they are added in ``run``.
+        self.prosody = self.prosody_offsets() if self.encoder_frozen else {}
 
     @torch.no_grad()
-    def _fit_durations(self) -> tuple[dict[str, float], dict[str, dict[str, torch.Tensor]]]:
-        """The speaker's tempo and the duration predictor's output layer fitted to the
-        speaker's aligned durations, in the trainer's own terms (``log(1 + frames)``, over
-        all of the speaker's symbols, framing and pauses included).
-
-        Returns ({"duration": the mean residual}, fits), the fits being parameter values:
-        "tempo", the output bias moved by the mean residual (the bias that minimises the
-        duration loss); "layer", weights and bias refitted by ridge regression towards the
-        checkpoint's (``DURATION_RIDGE``, the bias free). Nothing when the mean residual is
-        beyond ``PROSODY_LIMITS``."""
-        feats, targets = [], []
+    def prosody_offsets(self) -> dict[str, float]:
+        """predictor -> its offset, within ``PROSODY_LIMITS``: for the duration predictor
+        the mean residual of the speaker's aligned durations from its predictions, over
+        all of the speaker's symbols (framing and pauses included), in the trainer's own
+        terms, ``log(1 + frames)``: the bias that minimises its duration loss."""
+        total, count = 0.0, 0
         for idx in dict.fromkeys(self.train_batches + self.held_batches):
             b = self._batch(idx)
-            feats.append(b.duration_features[b.text_mask].double())
-            targets.append(torch.log1p(b.durations.float())[b.text_mask].double())
-        h, y = torch.cat(feats), torch.cat(targets)
-        out = self.model.duration.out
-        w0, b0 = out.weight.detach()[0].double(), out.bias.detach().double()
-        offset = float((y - h @ w0 - b0).mean()) if len(y) else 0.0
-        if not len(y) or abs(offset) > PROSODY_LIMITS["duration"]:
-            return {}, {}
-        ha = torch.cat([h, torch.ones(len(h), 1, dtype=h.dtype)], 1)
-        theta0 = torch.cat([w0, b0])
-        pull = DURATION_RIDGE * torch.eye(len(theta0), dtype=h.dtype)
-        pull[-1, -1] = 0.0
-        theta = torch.linalg.solve(ha.T @ ha + pull, ha.T @ y + pull @ theta0)
+            mask = b.text_mask
+            total += float((torch.log1p(b.durations.float()) - b.log_dur_pred)[mask].sum())
+            count += int(mask.sum())
+        if not count:
+            return {}
+        limit = PROSODY_LIMITS["duration"]
+        return {"duration": max(-limit, min(limit, total / count))}
 
-        def values(weight: torch.Tensor, bias: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {
-                "duration.out.weight": weight.float().reshape(out.weight.shape).cpu(),
-                "duration.out.bias": bias.float().reshape(out.bias.shape).cpu(),
-            }
-
-        fits = {"tempo": values(w0, b0 + offset), "layer": values(theta[:-1], theta[-1:])}
-        return {"duration": offset}, fits
-
-    def _use_duration_fit(self, name: str) -> dict[str, torch.Tensor]:
-        """Load one of ``duration_fits`` into the model copy; its values."""
+    def _prosody_params(self) -> dict[str, torch.Tensor]:
+        """The predictors' output biases with the offsets added (on the model copy too)."""
         params = dict(self.model.named_parameters())
-        values = self.duration_fits[name]
+        out = {}
         with torch.no_grad():
-            for k, v in values.items():
-                params[k].copy_(v.to(params[k].device))
-        return values
+            for predictor, offset in self.prosody.items():
+                name = f"{predictor}.out.bias"
+                params[name].add_(offset)
+                out[name] = params[name].detach().float().cpu().clone()
+        return out
 
     def _group(self, idx: list[int]) -> list[tuple[int, ...]]:
         idx = sorted(idx, key=lambda i: self.items[i].utt.mel.shape[1])
@@ -438,9 +414,6 @@ class Tuner:
             pitch_target=out["pitch_target"],
             energy_target=out["energy_target"],
             log_dur_pred=out["log_dur_pred"],
-            duration_features=self.model.duration.features(
-                self.model.encode(t.ids, out["text_mask"], t.embedding)[1], out["text_mask"]
-            ),
             mel_target=out["mel_target"],
             mel_mask=out["mel_mask"],
         )
@@ -549,6 +522,9 @@ class Tuner:
         before = self.held_out_loss()
         score_before = None if scorer is None else scorer(self.model)
         eval_s = time.monotonic() - t
+        # The tempo is taken first; every candidate (step 0 included)
+        # speaks with them, and they are kept with the tuned parameters.
+        prosody_params = self._prosody_params()
         step_s = 0.0  # the slowest step so far: what the next one is expected to cost
 
         def fits() -> bool:
@@ -565,23 +541,9 @@ class Tuner:
 
         first = before if scorer is None else -score_before
         evals = [(0, first if scorer is None else score_before)]
-        # The speaker's durations are taken first: every candidate (step 0 included)
-        # speaks with them, and they are kept with the tuned parameters. With a scorer
-        # the better-scoring of the two fits, else the tempo alone.
-        duration_fit = ""
-        prosody_params: dict[str, torch.Tensor] = {}
-        if self.duration_fits:
-            if scorer is None:
-                duration_fit = "tempo"
-            else:
-                scores = {}
-                for name in self.duration_fits:
-                    self._use_duration_fit(name)
-                    scores[name] = scorer(self.model)
-                    evals.append((0, scores[name]))
-                duration_fit = max(scores, key=scores.__getitem__)
-                first = -scores[duration_fit]
-            prosody_params = self._use_duration_fit(duration_fit)
+        if scorer is not None and prosody_params:
+            first = -scorer(self.model)
+            evals.append((0, -first))
         best, best_step, since_best = first, 0, 0
         best_state = [p.detach().clone() for p in self.trainable]
         for k in range(1, steps + 1):
@@ -636,5 +598,4 @@ class Tuner:
             score_before,
             None if scorer is None else -best,
             dict(self.prosody),
-            duration_fit,
         )

@@ -57,7 +57,6 @@ class AdaptedVoice:
     # The speaker's tempo taken with the parameters (``Tuner.prosody_offsets``): "duration"
     # in log(1 + frames) per symbol, added to the duration predictor's (0.69: twice as slow).
     prosody_offsets: dict[str, float] = field(default_factory=dict)
-    duration_fit: str = ""  # how ``params`` carry it: "tempo" (a bias) or "layer" (refitted)
     key: str = ""
 
     def __post_init__(self) -> None:
@@ -97,7 +96,6 @@ class AdaptedVoice:
             "probe_similarity_before": _round(self.probe_similarity_before),
             "probe_similarity": _round(self.probe_similarity),
             "prosody_offsets": {k: round(float(v), 4) for k, v in self.prosody_offsets.items()},
-            "duration_fit": self.duration_fit,
             "transcripts": list(self.transcripts),
             "dropped": list(self.dropped),
         }
@@ -167,7 +165,6 @@ class AdaptedVoice:
                 probe_similarity_before=data.get("probe_similarity_before"),
                 probe_similarity=data.get("probe_similarity"),
                 prosody_offsets=prosody,
-                duration_fit=str(data.get("duration_fit", "")),
                 key=key,
             )
         except (AttributeError, KeyError, TypeError, ValueError) as err:

@@ -361,7 +361,6 @@ def measure_clone(
                             "probe_similarity_before",
                             "probe_similarity",
                             "prosody_offsets",
-                            "duration_fit",
                         )
                     }
                 except NoVoiceError as err:

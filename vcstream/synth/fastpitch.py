@@ -162,15 +162,12 @@ class VariancePredictor(nn.Module):
         self.out = nn.Linear(hidden, 1)
         self.drop = nn.Dropout(dropout)
 
-    def features(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``[B, N, hidden]``: what the output layer reads."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.conv1((x * mask[..., None]).transpose(1, 2))).transpose(1, 2)
         h = self.drop(self.norm1(h))
         h = F.relu(self.conv2((h * mask[..., None]).transpose(1, 2))).transpose(1, 2)
-        return self.drop(self.norm2(h))
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.out(self.features(x, mask)).squeeze(-1) * mask
+        h = self.drop(self.norm2(h))
+        return self.out(h).squeeze(-1) * mask
 
 
 class Aligner(nn.Module):
