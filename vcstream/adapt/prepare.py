@@ -107,7 +107,7 @@ def _pieces(
     dropped: list[str],
     gap: np.ndarray,
     min_logprob: float = AVG_LOGPROB_MIN,
-) -> list[tuple[np.ndarray, str, float]]:
+) -> list[tuple[np.ndarray, str, float, float]]:
     """Cut a stream into (audio, Whisper text, seconds of recording in it, the lowest mean
     token log-probability of its segments) pieces of at most
     MAX_UTTERANCE_S from its Whisper ``segments``, leaving out those Whisper was unsure of
@@ -198,7 +198,7 @@ def prepare(
     elif transcriber is None:
         raise InputError("no transcripts given and no transcriber to make them")
     dropped: list[str] = []
-    pieces: list[tuple[np.ndarray, str]] = []
+    pieces: list[tuple[np.ndarray, str, float, float]] = []  # as ``_pieces`` gives them
     audios = [resample(np.asarray(a, np.float32), int(sr), SAMPLE_RATE_HZ) for a, sr in recordings]
     if transcripts is not None:
         pieces = [

@@ -354,6 +354,9 @@ class Tuner:
         # With the encoder side frozen the predictors' inputs never change, so the offsets
         # are the exact mean residuals; they are added in ``run``.
         self.prosody = self.prosody_offsets() if self.encoder_frozen else {}
+        self._checkpoint_biases = {
+            f"{k}.out.bias": params[f"{k}.out.bias"].detach().clone() for k in self.prosody
+        }
 
     @torch.no_grad()
     def prosody_offsets(self) -> dict[str, float]:
@@ -373,13 +376,14 @@ class Tuner:
         return {"duration": max(-limit, min(limit, total / count))}
 
     def _prosody_params(self) -> dict[str, torch.Tensor]:
-        """The predictors' output biases with the offsets added (on the model copy too)."""
+        """The predictors' output biases with the offsets added, set on the model copy too
+        (from the checkpoint's values: setting them again changes nothing)."""
         params = dict(self.model.named_parameters())
         out = {}
         with torch.no_grad():
             for predictor, offset in self.prosody.items():
                 name = f"{predictor}.out.bias"
-                params[name].add_(offset)
+                params[name].copy_(self._checkpoint_biases[name] + offset)
                 out[name] = params[name].detach().float().cpu().clone()
         return out
 
@@ -522,8 +526,8 @@ class Tuner:
         before = self.held_out_loss()
         score_before = None if scorer is None else scorer(self.model)
         eval_s = time.monotonic() - t
-        # The tempo is taken first; every candidate (step 0 included)
-        # speaks with them, and they are kept with the tuned parameters.
+        # The tempo is taken first: every candidate (step 0 included) speaks with it, and
+        # it is kept with the tuned parameters.
         prosody_params = self._prosody_params()
         step_s = 0.0  # the slowest step so far: what the next one is expected to cost
 
