@@ -86,7 +86,15 @@ def runtime():
 
 @pytest.fixture(scope="module")
 def report(runtime, corpus: Path, checkpoint: Path) -> dict:
-    return evaluate_synthesisers(runtime, corpus, checkpoint, n_sentences=2, n_train_speakers=2)
+    from vcstream.synth.piper_backend import PiperSynthesizer
+
+    # Piper without its sampling noise: the same rendering, so the same figures, every run.
+    # Sampled, one of its two utterances was read back at 20 % CER in one clean CI run and
+    # above 35 % in another (session 8).
+    piper = PiperSynthesizer(threads=1, noise_scale=0.0, noise_w=0.0)
+    return evaluate_synthesisers(
+        runtime, corpus, checkpoint, n_sentences=2, n_train_speakers=2, piper=piper
+    )
 
 
 # --- who and what is evaluated -------------------------------------------------------------
@@ -132,9 +140,7 @@ def test_a_prepared_cache_gets_the_trainers_assign_validation(corpus: Path, tmp_
 
 
 def test_piper_reads_its_sentences_back(report: dict) -> None:
-    # Piper samples its durations and noise, so how well Whisper reads one rendering back
-    # varies from run to run (a clean CI run saw one of these two utterances above 20%):
-    # bounds wide enough for that, far below the untrained model's >= 50%.
+    # Far below the untrained model's >= 50 %.
     for group in ("held_out", "train"):
         assert report["groups"][group]["piper"]["cer"] <= 0.15
     assert all(u["cer"] <= 0.35 for u in report["utterances"]["piper"])
