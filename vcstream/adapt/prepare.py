@@ -17,6 +17,7 @@ import numpy as np
 
 from vcstream.audio.mel import HOP, SAMPLE_RATE_HZ
 from vcstream.errors import InputError, NoVoiceError
+from vcstream.text.phonemes import SILENT_SYMBOLS
 
 MAX_UTTERANCE_S = 8.0  # longer stretches are cut at segment boundaries (memory, batching)
 MIN_UTTERANCE_S = 0.4
@@ -64,14 +65,6 @@ class Prepared:
     @property
     def seconds(self) -> float:
         return sum(u.seconds for u in self.utterances)
-
-
-def is_sound(symbol: str) -> bool:
-    """A phoneme symbol that is a speech sound: not a space, punctuation or a stress or
-    length mark."""
-    import unicodedata
-
-    return bool(symbol) and symbol not in "ˈˌː" and unicodedata.category(symbol[0])[0] not in "PZ"
 
 
 def _check_recordings(recordings: Sequence[tuple[np.ndarray, int]]) -> None:
@@ -256,7 +249,7 @@ def prepare(
         if not phonemes or n_frames < 2 * len(phonemes) + 3:
             dropped.append(f"{text[:40]!r}: too few frames for its {len(phonemes)} phonemes")
             continue
-        rate = sum(1 for p in phonemes if is_sound(p)) * SAMPLE_RATE_HZ / len(x)
+        rate = sum(1 for p in phonemes if p not in SILENT_SYMBOLS) * SAMPLE_RATE_HZ / len(x)
         if logprob < AVG_LOGPROB_MIN and rate < MIN_UNSURE_SOUNDS_PER_S:
             dropped.append(
                 f"{text[:40]!r}: Whisper unsure, and {rate:.1f} sounds per second is too few "
