@@ -248,27 +248,18 @@ def _auto_precision(device) -> str:
 
 def measure_similarity(synthesizer, vocoder, extractor, voice: AdaptedVoice) -> tuple[float, float]:
     """GE2E cosine of ``PROBE_SENTENCES`` spoken zero-shot and adapted to the voice's
-    embedding (the recordings'): the figure status shows."""
-    import torch
+    embedding (the recordings'): the figure status shows. The tuner's own probe
+    (``adapt.probe.ProbeScorer``), with ``vocoder`` (HiFi-GAN V1 here)."""
+    from vcstream.adapt.probe import ProbeScorer
 
-    from vcstream.adapt.probe import PROBE_SENTENCES
-    from vcstream.synth.base import SynthControls, VoiceConditioning
-
-    adapted = voice.conditioning()
-    plain = VoiceConditioning(adapted.embedding, adapted.log_f0_mean, adapted.log_f0_std)
-    out = []
-    for cond in (plain, adapted):
-        audio = []
-        for text in PROBE_SENTENCES:
-            mel = torch.cat(
-                list(synthesizer.synthesize(extractor.phonemes(text), cond, SynthControls())),
-                dim=1,
-            )
-            with torch.inference_mode():
-                audio.append(vocoder(mel[None]).reshape(-1).float().cpu().numpy())
-        emb = extractor.embedding(np.concatenate(audio))
-        out.append(float(np.dot(emb, voice.embedding)))
-    return out[0], out[1]
+    log_f0 = None
+    if voice.log_f0_mean is not None and voice.log_f0_std is not None:
+        log_f0 = (voice.log_f0_mean, voice.log_f0_std)
+    table = {s: i for i, s in enumerate(synthesizer.symbols)}
+    probe = ProbeScorer(
+        vocoder, extractor, table, voice.embedding, log_f0, device=synthesizer.device
+    )
+    return probe(synthesizer.model), probe(synthesizer.model_for(voice.adapted_params()))
 
 
 def __getattr__(name: str):

@@ -49,7 +49,7 @@ class ProbeScorer:
         extractor,
         table: dict[str, int],
         embedding: np.ndarray,
-        log_f0: tuple[float, float],
+        log_f0: tuple[float, float] | None,  # None: the model predicts the speaker's
         *,
         sentences: Sequence[str] = PROBE_SENTENCES,
         device: torch.device | str = "cpu",
@@ -66,7 +66,11 @@ class ProbeScorer:
         emb = np.asarray(embedding, np.float32)
         self.reference = emb / (np.linalg.norm(emb) + 1e-9)
         self.embedding = torch.from_numpy(emb)[None].to(self.device)
-        self.log_f0 = torch.tensor([log_f0], dtype=torch.float32, device=self.device)
+        self.log_f0 = (
+            None
+            if log_f0 is None
+            else torch.tensor([log_f0], dtype=torch.float32, device=self.device)
+        )
 
     @torch.inference_mode()
     def __call__(self, model: FastPitch) -> float:
