@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -53,6 +54,15 @@ class Utterance:
     audio: np.ndarray  # 22050 Hz, cleaned (trimmed, level-normalised)
     # Of the speaker's recordings, not counting the pauses put between them for Whisper.
     seconds: float
+
+
+class Piece(NamedTuple):
+    """A stretch of the speaker's audio with its transcript, before cleaning."""
+
+    audio: np.ndarray  # 22050 Hz
+    text: str
+    seconds: float  # of the speaker's recordings in it (not the pauses put between them)
+    logprob: float  # Whisper's lowest mean token log-probability in it (0: a given text)
 
 
 @dataclass
@@ -100,12 +110,10 @@ def _pieces(
     dropped: list[str],
     gap: np.ndarray,
     min_logprob: float = AVG_LOGPROB_MIN,
-) -> list[tuple[np.ndarray, str, float, float]]:
-    """Cut a stream into (audio, Whisper text, seconds of recording in it, the lowest mean
-    token log-probability of its segments) pieces of at most
-    MAX_UTTERANCE_S from its Whisper ``segments``, leaving out those Whisper was unsure of
-    (mean token log-probability below ``min_logprob``); ``gap`` marks the samples of the
-    pauses put between recordings."""
+) -> list[Piece]:
+    """Cut a stream into pieces of at most MAX_UTTERANCE_S from its Whisper ``segments``,
+    leaving out those Whisper was unsure of (mean token log-probability below
+    ``min_logprob``); ``gap`` marks the samples of the pauses put between recordings."""
     good = []
     for s in segments:
         if s.no_speech_prob > NO_SPEECH_MAX or s.avg_logprob < min_logprob:
@@ -134,7 +142,7 @@ def _pieces(
         b = min(n, int((g[-1].end_s + CUT_MARGIN_S) * SAMPLE_RATE_HZ))
         own = (b - a - int(gap[a:b].sum())) / SAMPLE_RATE_HZ
         text = " ".join(s.text for s in g)
-        out.append((audio_22k[a:b], text, own, min(s.avg_logprob for s in g)))
+        out.append(Piece(audio_22k[a:b], text, own, min(s.avg_logprob for s in g)))
     return out
 
 
@@ -191,11 +199,12 @@ def prepare(
     elif transcriber is None:
         raise InputError("no transcripts given and no transcriber to make them")
     dropped: list[str] = []
-    pieces: list[tuple[np.ndarray, str, float, float]] = []  # as ``_pieces`` gives them
+    pieces: list[Piece] = []
     audios = [resample(np.asarray(a, np.float32), int(sr), SAMPLE_RATE_HZ) for a, sr in recordings]
     if transcripts is not None:
         pieces = [
-            (a, t, len(a) / SAMPLE_RATE_HZ, 0.0) for a, t in zip(audios, transcripts, strict=True)
+            Piece(a, t, len(a) / SAMPLE_RATE_HZ, 0.0)
+            for a, t in zip(audios, transcripts, strict=True)
         ]
     else:
         # Short recordings are transcribed in groups, apart by a short pause: Whisper pads
@@ -217,7 +226,7 @@ def prepare(
             streams.append((stream, gap, _segments(transcriber, stream)))
         for stream, gap, segments in streams:
             pieces += _pieces(segments, stream, dropped, gap)
-        sure_s = sum(p[2] for p in pieces)
+        sure_s = sum(p.seconds for p in pieces)
         if sure_s < FALLBACK_BELOW_S:
             unsure: list[str] = []
             relaxed = [
@@ -225,7 +234,7 @@ def prepare(
                 for stream, gap, segments in streams
                 for p in _pieces(segments, stream, unsure, gap, AVG_LOGPROB_FALLBACK)
             ]
-            if sum(p[2] for p in relaxed) > sure_s:
+            if sum(p.seconds for p in relaxed) > sure_s:
                 pieces, dropped = relaxed, unsure
                 dropped.append(
                     f"only {sure_s:.1f} s Whisper was sure of: pieces down to log-prob "
