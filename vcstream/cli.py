@@ -156,6 +156,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         log_f0_std=ref.conditioning.log_f0_std,
         sources=[Path(p).name for p in ref.sources],
         adapted=adapted,
+        cepstral_std=ref.conditioning.cepstral_std,
         # Made by the operator from files: no consent check was made (mode none).
         consent=ConsentRecord("none", utc_now()).to_json(),
     )

@@ -490,7 +490,7 @@ class Engine:
                 name, loaded.embedding, loaded.voiced_seconds, loaded.model,
                 log_f0_mean=loaded.log_f0_mean, log_f0_std=loaded.log_f0_std,
                 sources=[f"voice:{loaded.name}"], adapted=loaded.adapted,
-                consent=loaded.consent,
+                consent=loaded.consent, cepstral_std=loaded.cepstral_std,
             )  # fmt: skip
         else:
             with self._embed_lock:

@@ -53,5 +53,27 @@ def embed_recordings(
         )
     stats = embedder.pitch_stats
     mean, std = (None, None) if stats is None else (float(stats[0]), float(stats[1]))
-    cond = VoiceConditioning(np.asarray(embedder.embedding, np.float32), mean, std)
+    cond = VoiceConditioning(
+        np.asarray(embedder.embedding, np.float32),
+        mean,
+        std,
+        cepstral_std=recordings_cepstral_std(recordings),
+    )
     return ReferenceVoice(cond, float(embedder.voiced_seconds), list(names))
+
+
+def recordings_cepstral_std(recordings: list[tuple[np.ndarray, int]]) -> np.ndarray | None:
+    """The spread of the recordings' spectral detail (``synth.variance.cepstral_std``),
+    measured on their mels as the training corpus makes them (22050 Hz, silence trimmed,
+    level normalised); None with too little loud audio."""
+    from vcstream.audio.mel import mel_spectrogram
+    from vcstream.corpus.features import clean_audio
+    from vcstream.synth.variance import cepstral_std
+
+    mels = []
+    for audio, sr in recordings:
+        try:
+            mels.append(mel_spectrogram(clean_audio(audio, sr)))
+        except NoVoiceError:  # a silent recording: nothing to measure in it
+            continue
+    return cepstral_std(mels)

@@ -60,6 +60,9 @@ class VoiceProfile:
     # How the voice's speaker consented (vcstream.consent.ConsentRecord.to_json); None in
     # profiles written before consent records existed.
     consent: dict | None = None
+    # The spread of the voice's spectral detail (``synth.variance``); None in profiles
+    # written before it was measured (they speak with the synthesiser's own).
+    cepstral_std: np.ndarray | None = None
 
     def to_json(self) -> dict:
         d = {
@@ -73,6 +76,8 @@ class VoiceProfile:
             "consent": self.consent,
             "embedding": [float(x) for x in self.embedding],
         }
+        if self.cepstral_std is not None:
+            d["cepstral_std"] = [round(float(x), 5) for x in self.cepstral_std]
         if self.adapted is not None:
             d["adapted"] = self.adapted.to_json()
         return d
@@ -80,6 +85,7 @@ class VoiceProfile:
     def summary(self) -> dict:
         d = self.to_json()
         d.pop("embedding")
+        d.pop("cepstral_std", None)
         if self.adapted is not None:
             meta = self.adapted.metadata()
             d["adapted"] = {
@@ -109,7 +115,9 @@ class VoiceProfile:
 
         if self.adapted is not None:  # speaks with what its parameters were tuned with
             return self.adapted.conditioning()
-        return VoiceConditioning(self.embedding, self.log_f0_mean, self.log_f0_std)
+        return VoiceConditioning(
+            self.embedding, self.log_f0_mean, self.log_f0_std, cepstral_std=self.cepstral_std
+        )
 
 
 def _consent_of(value: object) -> dict | None:
@@ -149,6 +157,11 @@ class VoiceStore:
                 from vcstream.adapt.voice import AdaptedVoice
 
                 adapted = AdaptedVoice.from_json(data["adapted"])
+            spread = data.get("cepstral_std")
+            if spread is not None:
+                from vcstream.synth.variance import check_cepstral_std
+
+                spread = check_cepstral_std(spread)
             return VoiceProfile(
                 name=data["name"],
                 embedding=emb,
@@ -160,6 +173,7 @@ class VoiceStore:
                 sources=list(data.get("sources", [])),
                 adapted=adapted,
                 consent=_consent_of(data.get("consent")),
+                cepstral_std=spread,
             )
         except FileNotFoundError as err:
             known = ", ".join(p["name"] for p in self.list()) or "none saved"

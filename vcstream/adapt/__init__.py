@@ -110,6 +110,7 @@ def adapt(
     from vcstream.adapt.prepare import prepare
     from vcstream.adapt.tune import PLANS, Tuner, plan_for
     from vcstream.adapt.voice import AdaptedVoice
+    from vcstream.synth.variance import cepstral_std
 
     if selection not in SELECTIONS:
         raise InputError(f"selection must be one of {', '.join(SELECTIONS)}, not {selection!r}")
@@ -210,6 +211,7 @@ def adapt(
         probe_similarity_before=result.score_before,
         probe_similarity=result.score,
         prosody_offsets=result.prosody,
+        cepstral_std=cepstral_std([u.mel for u in prepared.utterances]),
     )
     if vocoder is not None:
         report("measure", 0.0)

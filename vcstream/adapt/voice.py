@@ -14,6 +14,7 @@ import torch
 
 from vcstream.errors import InputError
 from vcstream.synth.base import AdaptedParams, VoiceConditioning
+from vcstream.synth.variance import check_cepstral_std
 
 FORMAT = "vcstream-adapted"
 VERSION = 1
@@ -57,6 +58,9 @@ class AdaptedVoice:
     # The speaker's tempo taken with the parameters (``Tuner.prosody_offsets``): "duration"
     # in log(1 + frames) per symbol, added to the duration predictor's (0.69: twice as slow).
     prosody_offsets: dict[str, float] = field(default_factory=dict)
+    # The spread of the speaker's spectral detail, measured on the recordings used
+    # (``synth.variance``): restored in what the voice speaks. None: the synthesiser's own.
+    cepstral_std: np.ndarray | None = None
     key: str = ""
 
     def __post_init__(self) -> None:
@@ -76,6 +80,7 @@ class AdaptedVoice:
             self.log_f0_mean,
             self.log_f0_std,
             self.adapted_params(),
+            self.cepstral_std,
         )
 
     def metadata(self) -> dict[str, Any]:
@@ -118,6 +123,9 @@ class AdaptedVoice:
             "embedding": [float(x) for x in self.embedding],
             "log_f0_mean": self.log_f0_mean,
             "log_f0_std": self.log_f0_std,
+            "cepstral_std": None
+            if self.cepstral_std is None
+            else [round(float(x), 5) for x in self.cepstral_std],
             "params": params,
         }
 
@@ -141,6 +149,9 @@ class AdaptedVoice:
             prosody = {str(k): float(v) for k, v in data.get("prosody_offsets", {}).items()}
             if not all(np.isfinite(v) for v in prosody.values()):
                 raise ValueError("prosody offsets must be finite numbers")
+            spread = data.get("cepstral_std")
+            if spread is not None:
+                spread = check_cepstral_std(spread)
             key = str(data["key"])
             if params_key(params) != key:
                 raise ValueError("its parameters do not match their digest (altered or torn)")
@@ -165,6 +176,7 @@ class AdaptedVoice:
                 probe_similarity_before=data.get("probe_similarity_before"),
                 probe_similarity=data.get("probe_similarity"),
                 prosody_offsets=prosody,
+                cepstral_std=spread,
                 key=key,
             )
         except (AttributeError, KeyError, TypeError, ValueError) as err:

@@ -37,12 +37,15 @@ class AdaptedParams:
 @dataclass(frozen=True)
 class VoiceConditioning:
     """What a synthesiser may condition on: the GE2E embedding and live pitch statistics,
-    and optionally parameters adapted to the voice."""
+    and optionally parameters adapted to the voice and the spread of its spectral detail."""
 
     embedding: np.ndarray | None = None  # shape (256,), L2-normalised
     log_f0_mean: float | None = None  # natural log of Hz
     log_f0_std: float | None = None
     adapted: AdaptedParams | None = None
+    # (variance.N_COEFFS,): standard deviations of the speaker's log-mel cepstra
+    # variance.LOW..HIGH-1 (``synth.variance.cepstral_std``); None: the synthesiser's own
+    cepstral_std: np.ndarray | None = None
 
 
 @runtime_checkable

@@ -36,6 +36,7 @@ from vcstream.audio.mel import N_MELS
 from vcstream.errors import InputError, ModelMissingError, UnknownPhonemesError
 from vcstream.synth.align import beta_binomial_prior, maximum_path
 from vcstream.synth.base import AdaptedParams, SynthControls, VoiceConditioning
+from vcstream.synth.variance import SpreadRestorer
 from vcstream.weights import read_checkpoint
 
 CHECKPOINT_FORMAT = "vcstream-fastpitch"
@@ -499,7 +500,9 @@ class FastPitchSynthesizer:
 
     The whole sentence is predicted in one non-autoregressive pass (tens of milliseconds
     on a CPU for a sentence), then handed out in chunks of ``chunk_frames`` so that the
-    streaming vocoder can start on the first chunk.
+    streaming vocoder can start on the first chunk. A voice that carries the spread of its
+    spectral detail (``VoiceConditioning.cepstral_std``) gets it restored in the sentence's
+    mel first (``synth.variance``).
     """
 
     name = "fastpitch"
@@ -535,6 +538,7 @@ class FastPitchSynthesizer:
         self._ids = {s: i for i, s in enumerate(symbols)}
         self.device = torch.device(device)
         self.chunk_frames = chunk_frames
+        self._restore_spread = SpreadRestorer()
 
     def phoneme_ids(self, phonemes: Sequence[str]) -> list[int]:
         """Symbols to ids with the checkpoint's own symbol table."""
@@ -608,5 +612,7 @@ class FastPitchSynthesizer:
             pitch_shift_semitones=controls.pitch_shift_semitones,
             energy_scale=controls.energy_scale,
         )
+        if voice.cepstral_std is not None:
+            mel = self._restore_spread(mel, voice.cepstral_std)
         for start in range(0, mel.shape[1], self.chunk_frames):
             yield mel[:, start : start + self.chunk_frames]

@@ -28,7 +28,7 @@ Three conversions (``mode``):
   place among the sentence's sounds and only the voice's average envelope moves.
 
 ``alpha`` blends the converted cepstra with the output's (1: fully converted). Frames more
-than ``SILENCE_DB`` below the sentence's loudest are left as they are, and reference frames
+than ``variance.SILENCE_DB`` below the sentence's loudest are left as they are, and reference frames
 that quiet are not candidates. Matching is by cosine similarity, as in kNN-VC.
 """
 
@@ -41,26 +41,13 @@ import torch
 
 from vcstream.errors import InputError, NoVoiceError
 from vcstream.synth.base import SynthControls, VoiceConditioning
+from vcstream.synth.variance import dct_basis, loud_frames
 
 MODES = ("envelope", "frame", "stats")
-SILENCE_DB = 40.0
-_LOG_TO_DB = 20.0 / np.log(10.0)  # the mel is natural log of magnitude
 MIN_REFERENCE_FRAMES = 50
-
-
-def dct_matrix(n: int) -> np.ndarray:
-    """Orthonormal DCT-II ``[n, n]``: ``c = D @ x``, ``x = D.T @ c``."""
-    k = np.arange(n)[:, None]
-    i = np.arange(n)[None, :]
-    d = np.cos(np.pi / n * (i + 0.5) * k) * np.sqrt(2.0 / n)
-    d[0] /= np.sqrt(2.0)
-    return d
-
-
-def _loud(mel: np.ndarray) -> np.ndarray:
-    """Frames within ``SILENCE_DB`` of the loudest (by mean log-mel)."""
-    level = mel.mean(axis=0) * _LOG_TO_DB
-    return level > level.max() - SILENCE_DB
+# The DCT over mel bands and the loudness test are those of the spread restorer.
+dct_matrix = dct_basis
+_loud = loud_frames
 
 
 def _standardise(c: np.ndarray) -> np.ndarray:

@@ -1,0 +1,147 @@
+"""Spread of the spectral detail (synth.variance): measured on a speaker's mels, restored in
+a sentence's, the envelope and quiet frames kept; carried by profiles and adapted voices;
+bad values refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vcstream.adapt.voice import AdaptedVoice
+from vcstream.errors import InputError
+from vcstream.synth.base import SynthControls, VoiceConditioning
+from vcstream.synth.fastpitch import FastPitchSynthesizer
+from vcstream.synth.variance import (
+    HIGH,
+    LOW,
+    MAX_GAIN,
+    N_COEFFS,
+    SpreadRestorer,
+    cepstral_std,
+    check_cepstral_std,
+    dct_basis,
+)
+from vcstream.voices import VoiceProfile, VoiceStore
+
+
+def _mel(rng, frames: int, detail: float) -> np.ndarray:
+    """Log-mel frames: a smooth envelope that moves with the 'sound', plus band-to-band
+    detail of strength ``detail`` (what a squared-error decoder smooths away)."""
+    bands = np.arange(80)[:, None]
+    sound = np.sin(np.linspace(0, 5 * np.pi, frames))[None, :]
+    envelope = -4.0 - 3.0 * bands / 80 + 2.0 * np.exp(-((bands - 25 - 8 * sound) ** 2) / 30.0)
+    ripple = np.cos(2 * np.pi * bands / 6.0 + rng.uniform(0, 2 * np.pi, (1, frames)))
+    return envelope + detail * ripple + 0.02 * rng.standard_normal((80, frames))
+
+
+def _detail(mel: np.ndarray) -> np.ndarray:
+    return (dct_basis(80) @ mel)[LOW:HIGH]
+
+
+def test_the_sentence_gets_the_speakers_spread_and_keeps_its_envelope() -> None:
+    rng = np.random.default_rng(0)
+    speaker = cepstral_std([_mel(rng, 150, 0.6), _mel(rng, 150, 0.6)])
+    assert speaker is not None and speaker.shape == (N_COEFFS,) and np.all(speaker > 0)
+    smooth = _mel(rng, 120, 0.15)
+    out = SpreadRestorer()(torch.from_numpy(smooth).float(), speaker).numpy()
+    before, after = _detail(smooth).std(1), _detail(out).std(1)
+    moved = np.clip(speaker / before, 1 / MAX_GAIN, MAX_GAIN)  # what the gains may do
+    assert np.allclose(after, before * moved, rtol=1e-3)
+    assert after.mean() > 2.0 * before.mean()  # the ripple is back, not only in theory
+    c_in, c_out = dct_basis(80) @ smooth, dct_basis(80) @ out
+    assert np.allclose(c_out[:LOW], c_in[:LOW], atol=1e-4)  # the envelope is the synth's
+    assert np.allclose(c_out[HIGH:], c_in[HIGH:], atol=1e-4)
+    assert np.allclose(_detail(out).mean(1), _detail(smooth).mean(1), atol=1e-4)
+
+
+def test_quiet_frames_and_too_short_sentences_are_left_alone() -> None:
+    rng = np.random.default_rng(1)
+    speaker = cepstral_std([_mel(rng, 200, 0.6)])
+    mel = _mel(rng, 80, 0.15)
+    mel[:, :15] = np.log(1e-5)  # silence, far below the loudest frame
+    out = SpreadRestorer()(torch.from_numpy(mel).float(), speaker).numpy()
+    assert np.allclose(out[:, :15], mel[:, :15], atol=1e-5)
+    assert not np.allclose(out[:, 15:], mel[:, 15:], atol=1e-3)
+    short = torch.from_numpy(_mel(rng, 5, 0.15)).float()
+    assert torch.equal(SpreadRestorer()(short, speaker), short)
+
+
+def test_too_little_voice_has_no_spread_and_bad_values_are_refused() -> None:
+    rng = np.random.default_rng(2)
+    assert cepstral_std([_mel(rng, 20, 0.5)]) is None
+    assert cepstral_std([]) is None
+    with pytest.raises(InputError, match="log-mels"):
+        cepstral_std([np.zeros((30, 100))])
+    for bad in ([1.0] * (N_COEFFS - 1), [float("nan")] * N_COEFFS, [0.0] * N_COEFFS, "x"):
+        with pytest.raises(InputError, match="cepstral spread"):
+            check_cepstral_std(bad)
+    with pytest.raises(InputError, match="cepstral spread"):
+        SpreadRestorer()(torch.zeros(80, 50), np.full(N_COEFFS, np.inf))
+
+
+@pytest.fixture(scope="module")
+def synth() -> FastPitchSynthesizer:
+    return FastPitchSynthesizer()
+
+
+def _speak(synth: FastPitchSynthesizer, voice: VoiceConditioning) -> torch.Tensor:
+    return torch.cat(list(synth.synthesize(list("hɛloʊ wɜːld."), voice, SynthControls())), 1)
+
+
+def test_fastpitch_restores_a_voices_spread_and_profiles_carry_it(synth, tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    emb = rng.standard_normal(256).astype(np.float32)
+    emb /= np.linalg.norm(emb)
+    spread = cepstral_std([_mel(rng, 300, 0.8)])
+    plain = _speak(synth, VoiceConditioning(emb, 5.0, 0.2))
+    restored = _speak(synth, VoiceConditioning(emb, 5.0, 0.2, cepstral_std=spread))
+    assert restored.shape == plain.shape
+
+    def off(mel: torch.Tensor) -> float:  # how far the sentence's spread is from the voice's
+        return float(np.abs(np.log(_detail(mel.numpy()).std(1) / spread)).mean())
+
+    assert off(restored) < 0.5 * off(plain)
+    store = VoiceStore(tmp_path)
+    store.save(
+        VoiceProfile("cleo", emb, 5.0, "ge2e", log_f0_mean=5.0, log_f0_std=0.2, cepstral_std=spread)
+    )
+    back = store.load("cleo")
+    assert np.allclose(back.cepstral_std, spread, rtol=1e-4)
+    assert torch.allclose(_speak(synth, back.conditioning()), restored, atol=1e-3)
+    assert "cepstral_std" not in store.list()[0]  # summaries stay short
+    data = json.loads((tmp_path / "cleo.json").read_text())
+    data["cepstral_std"] = [-1.0] * N_COEFFS
+    (tmp_path / "cleo.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"cleo\.json is corrupt: cepstral spread"):
+        store.load("cleo")
+
+
+def test_an_adapted_voice_keeps_its_spread_through_json(synth) -> None:
+    rng = np.random.default_rng(4)
+    spread = cepstral_std([_mel(rng, 300, 0.8)])
+    v = AdaptedVoice(
+        params={},
+        embedding=np.full(256, 1 / 16, np.float32),
+        log_f0_mean=5.0,
+        log_f0_std=0.2,
+        checkpoint_id=synth.checkpoint_id,
+        plan="decoder",
+        seconds=30.0,
+        utterances=8,
+        steps=40,
+        held_out_loss_before=0.5,
+        held_out_loss=0.4,
+        wall_s=50.0,
+        cepstral_std=spread,
+    )
+    back = AdaptedVoice.from_json(json.loads(json.dumps(v.to_json())))
+    assert np.allclose(back.conditioning().cepstral_std, spread, rtol=1e-4)
+    data = v.to_json()
+    data["cepstral_std"] = data["cepstral_std"][:-1]
+    with pytest.raises(InputError, match="cepstral spread"):
+        AdaptedVoice.from_json(data)
+    data["cepstral_std"] = None  # adapted before the spread was measured: speaks without
+    assert AdaptedVoice.from_json(data).conditioning().cepstral_std is None
