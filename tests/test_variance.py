@@ -145,3 +145,28 @@ def test_an_adapted_voice_keeps_its_spread_through_json(synth) -> None:
         AdaptedVoice.from_json(data)
     data["cepstral_std"] = None  # adapted before the spread was measured: speaks without
     assert AdaptedVoice.from_json(data).conditioning().cepstral_std is None
+
+
+def test_the_live_meter_measures_what_the_recordings_give_and_forgets_on_reset() -> None:
+    from vcstream.references import recordings_cepstral_std
+    from vcstream.synth.variance import SpreadMeter
+
+    rng = np.random.default_rng(5)
+    t = np.arange(16000 * 6) / 16000
+    buzz = np.sign(np.sin(2 * np.pi * 140 * t)) * (1 + np.sin(2 * np.pi * 3 * t))
+    audio = (0.3 * buzz + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    meter = SpreadMeter(16000, window_s=30.0)
+    assert meter.cepstral_std is None
+    for start in range(0, len(audio), 320):  # the daemon's 20 ms blocks
+        meter.feed(audio[start : start + 320])
+    live = meter.cepstral_std
+    whole = recordings_cepstral_std([(audio, 16000)])
+    assert live is not None and whole is not None
+    # pieces of 1 s are measured apart: their edge frames differ a little
+    assert float(np.abs(np.log(live / whole)).mean()) < 0.08
+    meter.reset()
+    assert meter.cepstral_std is None
+    short = SpreadMeter(16000, window_s=1.0)  # bounded: only the latest second is kept
+    for start in range(0, len(audio), 320):
+        short.feed(audio[start : start + 320])
+    assert len(short._ceps) <= round(22050 / 256) + 1

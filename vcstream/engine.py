@@ -400,8 +400,9 @@ class Engine:
         with self._embed_lock:
             emb = self.embedder.embedding
             stats = self.embedder.pitch_stats
+            spread = self.embedder.cepstral_std
         mean, std = stats if stats is not None else (None, None)
-        return VoiceConditioning(emb, mean, std)
+        return VoiceConditioning(emb, mean, std, cepstral_std=spread)
 
     def voice_state(self) -> dict:
         with self._lock:
@@ -496,6 +497,7 @@ class Engine:
             with self._embed_lock:
                 emb = self.embedder.embedding
                 stats = self.embedder.pitch_stats
+                spread = self.embedder.cepstral_std
                 voiced_seconds = float(self.embedder.voiced_seconds)
             if emb is None:
                 raise InputError("no voice to save yet: nothing voiced has been heard")
@@ -509,7 +511,7 @@ class Engine:
                 log_f0_std=None if stats is None else float(stats[1]),
                 sources=[f"capture:{self.source.name}"],
                 adapted=self.adapter.current() if self.adapter is not None else None,
-                consent=record.to_json(),
+                consent=record.to_json(), cepstral_std=spread,
             )  # fmt: skip
         self.voices.save(profile)
         return profile.summary()

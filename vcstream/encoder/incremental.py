@@ -13,7 +13,8 @@ sum whose L2-normalised value is the current embedding. The result after any seq
 partials stop moving the mean. Running pitch statistics ride along: the median of
 natural-log F0 over voiced frames (YIN on the same voiced stream) and its spread (1.4826 x
 the median absolute deviation), the statistics the synthesiser was trained on, kept in a
-bounded histogram (``audio.pitch.LogF0Histogram``).
+bounded histogram (``audio.pitch.LogF0Histogram``); and the spread of the voice's spectral
+detail over its latest 30 s (``synth.variance.SpreadMeter``), which the synthesiser restores.
 
 Model calls happen inside ``process`` (one 160-frame LSTM pass per 0.8 s of voice), so
 ``process`` belongs on the embedder thread, never on the sound-device callback. A lock
@@ -36,6 +37,7 @@ from vcstream.encoder.frontend import HOP, N_MELS, SAMPLE_RATE_HZ, StreamingMel
 from vcstream.encoder.ge2e import EMBEDDING_SIZE, SpeakerEncoder
 from vcstream.encoder.vad import VoiceActivityGate, level_dbfs
 from vcstream.errors import InputError
+from vcstream.synth.variance import SpreadMeter
 
 FRAMES_PER_SECOND = SAMPLE_RATE_HZ // HOP
 MIN_PITCH_FRAMES = 20  # voiced F0 frames (0.2 s) before pitch statistics are reported
@@ -73,6 +75,7 @@ class IncrementalEmbedder:
         self._mel = StreamingMel()
         self._f0 = StreamingF0(SAMPLE_RATE_HZ, HOP, min_frames=PITCH_BATCH_FRAMES)
         self._pitch = LogF0Histogram()
+        self._spread = SpreadMeter(SAMPLE_RATE_HZ)
         self._lock = threading.RLock()
         self.level_dbfs = -120.0  # of the latest block, for meters
         self.voice_active = False  # gate state at the end of the latest block
@@ -93,6 +96,7 @@ class IncrementalEmbedder:
             self._convergence: float | None = None
             self._voiced_samples = 0
             self._pitch.reset()
+            self._spread.reset()
             self._frozen = False
             self.voice_active = False
 
@@ -178,6 +182,13 @@ class IncrementalEmbedder:
                 return None
             return self._pitch.statistics()
 
+    @property
+    def cepstral_std(self) -> np.ndarray | None:
+        """The voice's spread of spectral detail (``synth.variance``); None before enough
+        loud voiced frames."""
+        with self._lock:
+            return self._spread.cepstral_std
+
     # ---- internals --------------------------------------------------------------------
     def _new_segment(self) -> None:
         self._mel.reset()
@@ -193,6 +204,7 @@ class IncrementalEmbedder:
         self._voiced_samples += voiced.size
         f0, is_voiced = self._f0.process(voiced)
         self._pitch.add(f0[is_voiced])
+        self._spread.feed(voiced)
         mel, energy = self._mel.process(voiced)
         if mel.shape[0]:
             self._frames = np.concatenate((self._frames, mel))

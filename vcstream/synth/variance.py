@@ -124,3 +124,68 @@ class SpreadRestorer:
         out = x.clone()
         out[:, loud] = frames + d.T @ ((c - mean) * (gain - 1.0))
         return out.to(mel.dtype)
+
+
+class SpreadMeter:
+    """The spread of a live voice's spectral detail, over its latest ``window_s`` of
+    voiced audio: ``feed`` voiced samples (16 kHz, as the live embedder hears them), read
+    ``cepstral_std``. The audio is turned into mel frames once, a piece of ``piece_s`` at a
+    time (about 10 ms of work per second of voice, on the embedder's thread), and only the
+    frames' levels and detail coefficients are kept (bounded: ``window_s`` of frames)."""
+
+    def __init__(
+        self, sample_rate_hz: int = 16000, window_s: float = 30.0, piece_s: float = 1.0
+    ) -> None:
+        from collections import deque
+
+        from vcstream.audio.mel import HOP, SAMPLE_RATE_HZ
+
+        self.sample_rate_hz = sample_rate_hz
+        self._piece = max(1, round(piece_s * sample_rate_hz))
+        frames = max(1, round(window_s * SAMPLE_RATE_HZ / HOP))
+        self._levels: deque[float] = deque(maxlen=frames)
+        self._ceps: deque[np.ndarray] = deque(maxlen=frames)
+        self._pending: list[np.ndarray] = []
+        self._pending_n = 0
+        self._dct = dct_basis(80)[LOW:HIGH]
+        self._cached: np.ndarray | None = None
+        self._dirty = False
+
+    def reset(self) -> None:
+        self._levels.clear()
+        self._ceps.clear()
+        self._pending, self._pending_n = [], 0
+        self._cached, self._dirty = None, False
+
+    def feed(self, voiced: np.ndarray) -> None:
+        if voiced.size == 0:
+            return
+        self._pending.append(np.asarray(voiced, np.float32))
+        self._pending_n += voiced.size
+        if self._pending_n >= self._piece:
+            self._measure(np.concatenate(self._pending))
+            self._pending, self._pending_n = [], 0
+
+    def _measure(self, audio: np.ndarray) -> None:
+        from vcstream.audio.io import resample
+        from vcstream.audio.mel import SAMPLE_RATE_HZ, mel_spectrogram
+
+        mel = mel_spectrogram(resample(audio, self.sample_rate_hz, SAMPLE_RATE_HZ)).numpy()
+        mel = mel.astype(np.float64)
+        self._levels.extend((mel.mean(0) * _LOG_TO_DB).tolist())
+        self._ceps.extend((self._dct @ mel).T)
+        self._dirty = True
+
+    @property
+    def cepstral_std(self) -> np.ndarray | None:
+        """As ``cepstral_std`` of the window's mels; None before ``MIN_SPEAKER_FRAMES``
+        loud frames."""
+        if self._dirty:
+            self._dirty = False
+            levels = np.fromiter(self._levels, np.float64, len(self._levels))
+            loud = levels > levels.max() - SILENCE_DB
+            self._cached = None
+            if int(loud.sum()) >= MIN_SPEAKER_FRAMES:
+                ceps = np.stack(list(self._ceps))[loud]
+                self._cached = ceps.std(axis=0).astype(np.float32)
+        return None if self._cached is None else self._cached.copy()
