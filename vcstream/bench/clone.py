@@ -8,7 +8,11 @@ Per speaker and reference length, rows:
 
 * ``default``: the synthesiser's default voice, no reference at all (the floor);
 * ``zero-shot``: conditioned on the reference's GE2E embedding and log-F0 statistics,
-  computed by the live incremental embedder as the daemon's microphone path would;
+  computed by the live incremental embedder as the daemon's microphone path would, with
+  the spread of the reference's spectral detail restored in the output (no training);
+* ``zero-shot/no-spread``, ``adapted/no-spread``: the same voices without the spread of
+  their spectral detail restored (``synth.variance``, measured on the reference): what it
+  gives;
 * ``zero-shot+knn``: that output converted toward the reference's own frames
   (``vcstream.synth.knn``, kNN-VC style);
 * ``adapted`` (and ``adapted+knn``): the synthesiser adapted to the reference recordings
@@ -42,7 +46,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -70,6 +74,8 @@ ADAPTATION_NOT_AVAILABLE = (
     "rows are left out"
 )
 ADAPTATION_LEFT_OUT = "adapted rows left out (--no-adapt)"
+# A row's voice without the spread of its spectral detail restored (synth.variance)
+NO_SPREAD = "/no-spread"
 
 # Targets of issue #9 (on the test speakers, means over speakers).
 TARGET_ZERO_SHOT_10S = 0.35
@@ -269,7 +275,8 @@ def measure_clone(
     sets = []
     for spk in speakers:
         sets.append(build_speaker_set(spk, lengths))
-    per_len = len(sentences) * (1 + len(knn_modes)) * (2 if adapt else 1)
+    # (each voice's row without its restored spread included)
+    per_len = len(sentences) * (2 + len(knn_modes)) * (2 if adapt else 1)
     total = len(sentences) + sum(per_len * len(s.lengths) for s in sets)
     done = 0
 
@@ -373,6 +380,12 @@ def measure_clone(
                 rows[name] = row_from_outputs(outs, target, **extra)
                 if keep_mels and length == ss.lengths[-1]:
                     mels[spk.name][f"{name} ({length:g} s)"] = outs[0]["mel"]
+                if voice.cepstral_std is not None:  # what the restored spread gives
+                    key = f"{name}{NO_SPREAD}"
+                    outs = speak(fp_pipe, replace(voice, cepstral_std=None), f"{label} {key}")
+                    rows[key] = row_from_outputs(outs, target, **extra)
+                    if keep_mels and length == ss.lengths[-1]:
+                        mels[spk.name][f"{key} ({length:g} s)"] = outs[0]["mel"]
                 for mode, matcher in matchers.items():
                     key = f"{name}+{conversion_name(mode)}"
                     knn_pipe = pipeline(FrameMatchingSynthesizer(fastpitch, matcher))
@@ -523,7 +536,7 @@ def _ordered(rows: dict) -> list[str]:
     out = []
     for base in ROW_ORDER:
         out += [n for n in rows if n == base]
-        out += sorted(n for n in rows if n.startswith(f"{base}+"))
+        out += sorted(n for n in rows if n.startswith((f"{base}+", f"{base}{NO_SPREAD}")))
     return out + [n for n in rows if n not in out]
 
 
