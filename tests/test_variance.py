@@ -170,3 +170,18 @@ def test_the_live_meter_measures_what_the_recordings_give_and_forgets_on_reset()
     for start in range(0, len(audio), 320):
         short.feed(audio[start : start + 320])
     assert len(short._ceps) <= round(22050 / 256) + 1
+
+
+def test_reference_clicks_and_silence_are_skipped_when_measuring() -> None:
+    from vcstream.references import recordings_cepstral_std
+
+    rng = np.random.default_rng(6)
+    t = np.arange(16000 * 2) / 16000
+    voice = 0.3 * np.sign(np.sin(2 * np.pi * 120 * t)) + 0.01 * rng.standard_normal(t.size)
+    tiny = np.full(200, 0.5, np.float32)  # shorter than one analysis window
+    click = np.zeros(2000, np.float32)
+    click[1000:1200] = 0.5
+    silent = np.zeros(8000, np.float32)
+    recs = [(voice.astype(np.float32), 16000), (tiny, 16000), (click, 16000), (silent, 16000)]
+    assert recordings_cepstral_std(recs) is not None
+    assert recordings_cepstral_std(recs[1:]) is None  # too few frames to measure a voice

@@ -170,6 +170,7 @@ def adapt(
         precision=precision,
         device=synthesizer.device,
     )
+    spread = cepstral_std([u.mel for u in prepared.utterances])
     scorer = None
     if selection == "similarity":
         from vcstream.adapt.probe import ProbeScorer
@@ -185,6 +186,7 @@ def adapt(
             prepared.embedding,
             prepared.log_f0,
             device=synthesizer.device,
+            cepstral_std=spread,
         )
     result = tuner.run(
         max_steps=steps,
@@ -211,7 +213,7 @@ def adapt(
         probe_similarity_before=result.score_before,
         probe_similarity=result.score,
         prosody_offsets=result.prosody,
-        cepstral_std=cepstral_std([u.mel for u in prepared.utterances]),
+        cepstral_std=spread,
     )
     if vocoder is not None:
         report("measure", 0.0)
@@ -259,7 +261,13 @@ def measure_similarity(synthesizer, vocoder, extractor, voice: AdaptedVoice) -> 
         log_f0 = (voice.log_f0_mean, voice.log_f0_std)
     table = {s: i for i, s in enumerate(synthesizer.symbols)}
     probe = ProbeScorer(
-        vocoder, extractor, table, voice.embedding, log_f0, device=synthesizer.device
+        vocoder,
+        extractor,
+        table,
+        voice.embedding,
+        log_f0,
+        device=synthesizer.device,
+        cepstral_std=voice.cepstral_std,
     )
     return probe(synthesizer.model), probe(synthesizer.model_for(voice.adapted_params()))
 
