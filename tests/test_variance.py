@@ -185,3 +185,11 @@ def test_reference_clicks_and_silence_are_skipped_when_measuring() -> None:
     recs = [(voice.astype(np.float32), 16000), (tiny, 16000), (click, 16000), (silent, 16000)]
     assert recordings_cepstral_std(recs) is not None
     assert recordings_cepstral_std(recs[1:]) is None  # too few frames to measure a voice
+
+
+@pytest.mark.parametrize(("samples", "frames"), [(0, 0), (200, 0), (300, 1), (384, 1), (1000, 3)])
+def test_a_clip_shorter_than_the_mels_padding_still_has_a_mel(samples: int, frames: int) -> None:
+    from vcstream.audio.mel import mel_spectrogram
+
+    mel = mel_spectrogram(np.full(samples, 0.1, np.float32))  # reflection needs > 384
+    assert tuple(mel.shape) == (80, frames) and bool(torch.isfinite(mel).all())

@@ -66,7 +66,7 @@ def recordings_cepstral_std(recordings: list[tuple[np.ndarray, int]]) -> np.ndar
     """The spread of the recordings' spectral detail (``synth.variance.cepstral_std``),
     measured on their mels as the training corpus makes them (22050 Hz, silence trimmed,
     level normalised); None with too little loud audio."""
-    from vcstream.audio.mel import N_FFT, mel_spectrogram
+    from vcstream.audio.mel import mel_spectrogram
     from vcstream.corpus.features import clean_audio
     from vcstream.synth.variance import cepstral_std
 
@@ -76,6 +76,5 @@ def recordings_cepstral_std(recordings: list[tuple[np.ndarray, int]]) -> np.ndar
             x = clean_audio(audio, sr)
         except NoVoiceError:  # a silent recording: nothing to measure in it
             continue
-        if len(x) >= N_FFT:  # a click trimmed to less than one analysis window: nothing
-            mels.append(mel_spectrogram(x))
+        mels.append(mel_spectrogram(x))
     return cepstral_std(mels)

@@ -36,7 +36,13 @@ class MelSpectrogram(torch.nn.Module):
         squeeze = audio.dim() == 1
         x = audio.unsqueeze(0) if squeeze else audio
         pad = (N_FFT - HOP) // 2
-        x = torch.nn.functional.pad(x.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+        if x.shape[-1] < HOP:  # not one frame's worth of samples: no frame
+            empty = x.new_zeros((x.shape[0], N_MELS, 0))
+            return empty.squeeze(0) if squeeze else empty
+        # Reflection needs more samples than the padding; a shorter clip (a click, one
+        # syllable trimmed) is padded with silence instead of failing.
+        mode = "reflect" if x.shape[-1] > pad else "constant"
+        x = torch.nn.functional.pad(x.unsqueeze(1), (pad, pad), mode=mode).squeeze(1)
         spec = torch.stft(
             x,
             N_FFT,
