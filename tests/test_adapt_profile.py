@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -15,6 +16,7 @@ from vcstream.errors import InputError
 from vcstream.net import protocol as p
 from vcstream.synth.base import SynthControls, VoiceConditioning
 from vcstream.synth.fastpitch import FastPitchSynthesizer
+from vcstream.synth.variance import N_COEFFS
 from vcstream.voices import VoiceProfile, VoiceStore
 
 
@@ -62,6 +64,19 @@ def test_adapted_voice_round_trips_through_json(synth):
     for name, value in v.params.items():  # stored as float16
         assert torch.allclose(back.params[name], value, atol=2e-3 * float(value.abs().max()))
     assert back.metadata()["seconds"] == 4.2
+
+
+def test_an_adapted_voice_keeps_its_spread_of_spectral_detail_through_json(synth):
+    spread = np.linspace(0.2, 0.6, N_COEFFS).astype(np.float32)
+    v = dataclasses.replace(_voice(synth), cepstral_std=spread)
+    back = AdaptedVoice.from_json(json.loads(json.dumps(v.to_json())))
+    assert np.allclose(back.conditioning().cepstral_std, spread, rtol=1e-4)
+    data = v.to_json()
+    data["cepstral_std"] = data["cepstral_std"][:-1]
+    with pytest.raises(InputError, match="cepstral spread"):
+        AdaptedVoice.from_json(data)
+    data["cepstral_std"] = None  # adapted before the spread was measured: speaks without
+    assert AdaptedVoice.from_json(data).conditioning().cepstral_std is None
 
 
 def test_altered_or_torn_parameters_are_refused(synth):

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from vcstream.adapt.voice import AdaptedVoice
 from vcstream.errors import InputError
 from vcstream.synth.base import SynthControls, VoiceConditioning
 from vcstream.synth.fastpitch import FastPitchSynthesizer
@@ -117,34 +116,6 @@ def test_fastpitch_restores_a_voices_spread_and_profiles_carry_it(synth, tmp_pat
     (tmp_path / "cleo.json").write_text(json.dumps(data))
     with pytest.raises(InputError, match=r"cleo\.json is corrupt: cepstral spread"):
         store.load("cleo")
-
-
-def test_an_adapted_voice_keeps_its_spread_through_json(synth) -> None:
-    rng = np.random.default_rng(4)
-    spread = cepstral_std([_mel(rng, 300, 0.8)])
-    v = AdaptedVoice(
-        params={},
-        embedding=np.full(256, 1 / 16, np.float32),
-        log_f0_mean=5.0,
-        log_f0_std=0.2,
-        checkpoint_id=synth.checkpoint_id,
-        plan="decoder",
-        seconds=30.0,
-        utterances=8,
-        steps=40,
-        held_out_loss_before=0.5,
-        held_out_loss=0.4,
-        wall_s=50.0,
-        cepstral_std=spread,
-    )
-    back = AdaptedVoice.from_json(json.loads(json.dumps(v.to_json())))
-    assert np.allclose(back.conditioning().cepstral_std, spread, rtol=1e-4)
-    data = v.to_json()
-    data["cepstral_std"] = data["cepstral_std"][:-1]
-    with pytest.raises(InputError, match="cepstral spread"):
-        AdaptedVoice.from_json(data)
-    data["cepstral_std"] = None  # adapted before the spread was measured: speaks without
-    assert AdaptedVoice.from_json(data).conditioning().cepstral_std is None
 
 
 def test_the_live_meter_measures_what_the_recordings_give_and_forgets_on_reset() -> None:
