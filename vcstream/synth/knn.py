@@ -28,8 +28,9 @@ Three conversions (``mode``):
   place among the sentence's sounds and only the voice's average envelope moves.
 
 ``alpha`` blends the converted cepstra with the output's (1: fully converted). Frames more
-than ``variance.SILENCE_DB`` below the sentence's loudest are left as they are, and reference frames
-that quiet are not candidates. Matching is by cosine similarity, as in kNN-VC.
+than ``variance.SILENCE_DB`` below the sentence's loudest are left as they are, and
+reference frames that quiet are not candidates. Matching is by cosine similarity, as in
+kNN-VC.
 """
 
 from __future__ import annotations
