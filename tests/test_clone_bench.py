@@ -48,15 +48,15 @@ def test_tiny_run_prints_the_tables_and_writes_a_well_formed_report(run) -> None
     assert list(report["speakers"]) == [SPEAKER] and entry["split"] == "dev"
     assert list(entry["lengths"]) == ["3"] and entry["lengths"]["3"]["reference_s"] == 3.0
     rows = entry["lengths"]["3"]["rows"]
-    # the reference's spread of spectral detail is restored, and the row without it shown
+    # the voice with the reference's spread of spectral detail restored is a row too
     assert set(rows) == {
         "default",
         "zero-shot",
-        "zero-shot/no-spread",
+        "zero-shot+spread",
         "zero-shot+knn-envelope",
         "ceiling",
     }
-    assert rows["zero-shot/no-spread"]["transcripts"][0]
+    assert rows["zero-shot+spread"]["transcripts"][0]
     for name, r in rows.items():
         assert -1.0 <= r["cosine"] <= 1.0, name
     # the scale's ends, by definition, and a real speaker's own clips above the default voice

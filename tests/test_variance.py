@@ -83,7 +83,7 @@ def test_too_little_voice_has_no_spread_and_bad_values_are_refused() -> None:
 
 @pytest.fixture(scope="module")
 def synth() -> FastPitchSynthesizer:
-    return FastPitchSynthesizer()
+    return FastPitchSynthesizer(restore_spread=True)
 
 
 def _speak(synth: FastPitchSynthesizer, voice: VoiceConditioning) -> torch.Tensor:
@@ -103,6 +103,11 @@ def test_fastpitch_restores_a_voices_spread_and_profiles_carry_it(synth, tmp_pat
         return float(np.abs(np.log(_detail(mel.numpy()).std(1) / spread)).mean())
 
     assert off(restored) < 0.5 * off(plain)
+    # off (the default, [synth] restore_spread = false): the voice's spread is not used
+    unrestoring = FastPitchSynthesizer(restore_spread=False)
+    assert torch.equal(
+        _speak(unrestoring, VoiceConditioning(emb, 5.0, 0.2, cepstral_std=spread)), plain
+    )
     store = VoiceStore(tmp_path)
     store.save(
         VoiceProfile("cleo", emb, 5.0, "ge2e", log_f0_mean=5.0, log_f0_std=0.2, cepstral_std=spread)

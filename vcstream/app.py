@@ -99,7 +99,7 @@ def build_synthesizer(cfg: Config, device: torch.device):
         # this raises ModelMissingError saying how to train one.
         from vcstream.synth.fastpitch import FastPitchSynthesizer
 
-        return FastPitchSynthesizer(device=device)
+        return FastPitchSynthesizer(device=device, restore_spread=cfg.synth.restore_spread)
     raise InputError(f"unknown synthesiser backend {name!r} (available: piper, fastpitch)")
 
 

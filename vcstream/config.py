@@ -53,6 +53,7 @@ class SynthConfig:
     speed: float = 1.0
     pitch_shift_semitones: float = 0.0
     max_text_chars: int = 2000
+    restore_spread: bool = False
 
 
 @dataclass

@@ -186,7 +186,6 @@ def adapt(
             prepared.embedding,
             prepared.log_f0,
             device=synthesizer.device,
-            cepstral_std=spread,
         )
     result = tuner.run(
         max_steps=steps,
@@ -267,7 +266,6 @@ def measure_similarity(synthesizer, vocoder, extractor, voice: AdaptedVoice) -> 
         voice.embedding,
         log_f0,
         device=synthesizer.device,
-        cepstral_std=voice.cepstral_std,
     )
     return probe(synthesizer.model), probe(synthesizer.model_for(voice.adapted_params()))
 

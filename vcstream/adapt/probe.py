@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from vcstream.synth.fastpitch import FastPitch, frame_ids
-from vcstream.synth.variance import SpreadRestorer
 
 # New sentences (not in any recording, nor among the benchmark's sentences): what the
 # scorer speaks, and what ``measure_similarity`` reports before and after.
@@ -54,7 +53,6 @@ class ProbeScorer:
         *,
         sentences: Sequence[str] = PROBE_SENTENCES,
         device: torch.device | str = "cpu",
-        cepstral_std: np.ndarray | None = None,
     ) -> None:
         if not sentences:
             raise ValueError("a probe needs at least one sentence")
@@ -73,9 +71,6 @@ class ProbeScorer:
             if log_f0 is None
             else torch.tensor([log_f0], dtype=torch.float32, device=self.device)
         )
-        # The voice speaks with its spread of spectral detail restored: so does the probe.
-        self.cepstral_std = cepstral_std
-        self._restore = SpreadRestorer()
 
     @torch.inference_mode()
     def __call__(self, model: FastPitch) -> float:
@@ -85,8 +80,6 @@ class ProbeScorer:
             audio = []
             for ids in self.ids:
                 mel = model.infer(ids, self.embedding, self.log_f0)
-                if self.cepstral_std is not None:
-                    mel = self._restore(mel, self.cepstral_std)
                 audio.append(self.vocoder(mel[None].float()).reshape(-1).float().cpu().numpy())
         finally:
             model.train(was_training)

@@ -8,11 +8,10 @@ Per speaker and reference length, rows:
 
 * ``default``: the synthesiser's default voice, no reference at all (the floor);
 * ``zero-shot``: conditioned on the reference's GE2E embedding and log-F0 statistics,
-  computed by the live incremental embedder as the daemon's microphone path would, with
-  the spread of the reference's spectral detail restored in the output (no training);
-* ``zero-shot/no-spread``, ``adapted/no-spread``: the same voices without the spread of
-  their spectral detail restored (``synth.variance``, measured on the reference): what it
-  gives;
+  computed by the live incremental embedder as the daemon's microphone path would;
+* ``zero-shot+spread``, ``adapted+spread``: the same voices with the spread of their
+  spectral detail, measured on the reference, restored (``synth.variance``; off unless
+  ``[synth] restore_spread``, and then the rows are ``/no-spread``, without it);
 * ``zero-shot+knn``: that output converted toward the reference's own frames
   (``vcstream.synth.knn``, kNN-VC style);
 * ``adapted`` (and ``adapted+knn``): the synthesiser adapted to the reference recordings
@@ -43,10 +42,11 @@ silence trimmed, level normalised), so the recordings and outputs meet on equal 
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -74,7 +74,9 @@ ADAPTATION_NOT_AVAILABLE = (
     "rows are left out"
 )
 ADAPTATION_LEFT_OUT = "adapted rows left out (--no-adapt)"
-# A row's voice without the spread of its spectral detail restored (synth.variance)
+# A row's voice with the spread of its spectral detail restored (synth.variance), or
+# without it when [synth] restore_spread is on
+WITH_SPREAD = "+spread"
 NO_SPREAD = "/no-spread"
 
 # Targets of issue #9 (on the test speakers, means over speakers).
@@ -200,6 +202,14 @@ def conversion_name(mode: str) -> str:
     return "cepstral-stats" if mode == "stats" else f"knn-{mode}"
 
 
+def replace_attr(obj, **values):
+    """A shallow copy of ``obj`` with attributes set (shares its models and caches)."""
+    other = copy.copy(obj)
+    for k, v in values.items():
+        setattr(other, k, v)
+    return other
+
+
 def load_adapt() -> Callable | None:
     """``vcstream.adapt.adapt`` when that package is installed, else None."""
     try:
@@ -270,6 +280,11 @@ def measure_clone(
         probe_vocoder = load_lite(None, fastpitch.device)
         warm_up()  # as the daemon's adaptation process does when it loads its models
     fp_pipe = pipeline(fastpitch)
+    # Every voice with a spread of spectral detail is also spoken the other way round from
+    # the configured one ([synth] restore_spread): with it restored, or without.
+    restoring = getattr(fastpitch, "restore_spread", False)
+    other_spread = NO_SPREAD if restoring else WITH_SPREAD
+    other_pipe = pipeline(replace_attr(fastpitch, restore_spread=not restoring))
     render(fp_pipe, "Hello there.", VoiceConditioning())  # first call pays for allocation
 
     sets = []
@@ -380,9 +395,9 @@ def measure_clone(
                 rows[name] = row_from_outputs(outs, target, **extra)
                 if keep_mels and length == ss.lengths[-1]:
                     mels[spk.name][f"{name} ({length:g} s)"] = outs[0]["mel"]
-                if voice.cepstral_std is not None:  # what the restored spread gives
-                    key = f"{name}{NO_SPREAD}"
-                    outs = speak(fp_pipe, replace(voice, cepstral_std=None), f"{label} {key}")
+                if voice.cepstral_std is not None:  # the voice the other way round
+                    key = f"{name}{other_spread}"
+                    outs = speak(other_pipe, voice, f"{label} {key}")
                     rows[key] = row_from_outputs(outs, target, **extra)
                     if keep_mels and length == ss.lengths[-1]:
                         mels[spk.name][f"{key} ({length:g} s)"] = outs[0]["mel"]

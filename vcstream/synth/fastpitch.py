@@ -500,9 +500,10 @@ class FastPitchSynthesizer:
 
     The whole sentence is predicted in one non-autoregressive pass (tens of milliseconds
     on a CPU for a sentence), then handed out in chunks of ``chunk_frames`` so that the
-    streaming vocoder can start on the first chunk. A voice that carries the spread of its
-    spectral detail (``VoiceConditioning.cepstral_std``) gets it restored in the sentence's
-    mel first (``synth.variance``).
+    streaming vocoder can start on the first chunk. With ``restore_spread`` (``[synth]
+    restore_spread``), a voice that carries the spread of its spectral detail
+    (``VoiceConditioning.cepstral_std``) gets it restored in the sentence's mel first
+    (``synth.variance``).
     """
 
     name = "fastpitch"
@@ -513,6 +514,7 @@ class FastPitchSynthesizer:
         checkpoint: str | Path | None = None,
         device: str | torch.device = "cpu",
         chunk_frames: int = 32,
+        restore_spread: bool = False,
     ) -> None:
         if chunk_frames < 1:
             raise InputError(f"chunk_frames must be positive, got {chunk_frames}")
@@ -538,6 +540,7 @@ class FastPitchSynthesizer:
         self._ids = {s: i for i, s in enumerate(symbols)}
         self.device = torch.device(device)
         self.chunk_frames = chunk_frames
+        self.restore_spread = restore_spread
         self._restore_spread = SpreadRestorer()
 
     def phoneme_ids(self, phonemes: Sequence[str]) -> list[int]:
@@ -612,7 +615,7 @@ class FastPitchSynthesizer:
             pitch_shift_semitones=controls.pitch_shift_semitones,
             energy_scale=controls.energy_scale,
         )
-        if voice.cepstral_std is not None:
+        if self.restore_spread and voice.cepstral_std is not None:
             mel = self._restore_spread(mel, voice.cepstral_std)
         for start in range(0, mel.shape[1], self.chunk_frames):
             yield mel[:, start : start + self.chunk_frames]
