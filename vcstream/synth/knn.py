@@ -31,6 +31,16 @@ Three conversions (``mode``):
 than ``variance.SILENCE_DB`` below the sentence's loudest are left as they are, and
 reference frames that quiet are not candidates. Matching is by cosine similarity, as in
 kNN-VC.
+
+Tried and not kept (session 9, dev speakers adapted from 30 s, GE2E through V1 / CER): a
+content space of the synthesiser's own aligned encoder states (the reference frames
+labelled by the model's alignment of their Whisper transcripts, the output's by its
+predicted durations), alone, with these cepstra, or restricted to the same phoneme.
+ktuberling/fr: adapted 0.715 (0 % CER), envelope conversions 0.683-0.710 at 56-65 % CER,
+frame conversions (with or without an F0 term) 0.59-0.68 at 53-100 %; klettres/en: 0.720
+against 0.656-0.708 at 21-51 %. With 30 s of words or letters most of a sentence's sounds
+have no instance among the reference frames, and Whisper's English transcripts of other
+languages give the alignment little to hold on to.
 """
 
 from __future__ import annotations
