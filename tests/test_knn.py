@@ -9,7 +9,8 @@ import torch
 
 from vcstream.errors import InputError, NoVoiceError
 from vcstream.synth.base import SynthControls, VoiceConditioning
-from vcstream.synth.knn import FrameMatcher, FrameMatchingSynthesizer, dct_matrix
+from vcstream.synth.knn import FrameMatcher, FrameMatchingSynthesizer
+from vcstream.synth.variance import dct_basis
 
 
 def _voice(rng, n_frames: int, tilt: float, formant: int) -> np.ndarray:
@@ -23,7 +24,7 @@ def _voice(rng, n_frames: int, tilt: float, formant: int) -> np.ndarray:
 
 
 def test_dct_is_orthonormal() -> None:
-    d = dct_matrix(80)
+    d = dct_basis(80)
     assert np.allclose(d @ d.T, np.eye(80), atol=1e-10)
 
 

@@ -56,9 +56,6 @@ from vcstream.synth.variance import dct_basis, loud_frames
 
 MODES = ("envelope", "frame", "stats")
 MIN_REFERENCE_FRAMES = 50
-# The DCT over mel bands and the loudness test are those of the spread restorer.
-dct_matrix = dct_basis
-_loud = loud_frames
 
 
 def _standardise(c: np.ndarray) -> np.ndarray:
@@ -99,14 +96,14 @@ class FrameMatcher:
         check_settings(n_ceps=n_ceps, n_mels=n_mels)
         if any(m.ndim != 2 or m.shape[0] != n_mels for m in mels):
             raise InputError(f"kNN: want mels [{n_mels}, frames]")
-        frames = np.concatenate([m[:, _loud(m)] for m in mels if m.shape[1]], axis=1)
+        frames = np.concatenate([m[:, loud_frames(m)] for m in mels if m.shape[1]], axis=1)
         if frames.shape[1] < MIN_REFERENCE_FRAMES:
             raise NoVoiceError(
                 f"kNN conversion needs at least {MIN_REFERENCE_FRAMES} voiced reference "
                 f"frames, got {frames.shape[1]}"
             )
         self.k, self.n_ceps, self.mode, self.alpha = min(k, frames.shape[1]), n_ceps, mode, alpha
-        self.dct = dct_matrix(n_mels)
+        self.dct = dct_basis(n_mels)
         self.ref_mel = frames  # [n_mels, R]
         self.ref_ceps = self.dct @ frames  # [n_mels, R]
         keys = _standardise(self.ref_ceps[1 : n_ceps + 1])
@@ -124,7 +121,7 @@ class FrameMatcher:
         if x.ndim != 2 or x.shape[0] != self.ref_mel.shape[0]:
             raise InputError(f"kNN: want a mel [{self.ref_mel.shape[0]}, frames], got {x.shape}")
         out = x.copy()
-        loud = _loud(x) if x.shape[1] else np.zeros(0, bool)
+        loud = loud_frames(x) if x.shape[1] else np.zeros(0, bool)
         if loud.sum() < 2:
             return t.float()
         src = x[:, loud]
