@@ -170,7 +170,6 @@ def adapt(
         precision=precision,
         device=synthesizer.device,
     )
-    spread = cepstral_std([u.mel for u in prepared.utterances])
     scorer = None
     if selection == "similarity":
         from vcstream.adapt.probe import ProbeScorer
@@ -212,7 +211,7 @@ def adapt(
         probe_similarity_before=result.score_before,
         probe_similarity=result.score,
         prosody_offsets=result.prosody,
-        cepstral_std=spread,
+        cepstral_std=cepstral_std([u.mel for u in prepared.utterances]),
     )
     if vocoder is not None:
         report("measure", 0.0)
@@ -260,12 +259,7 @@ def measure_similarity(synthesizer, vocoder, extractor, voice: AdaptedVoice) -> 
         log_f0 = (voice.log_f0_mean, voice.log_f0_std)
     table = {s: i for i, s in enumerate(synthesizer.symbols)}
     probe = ProbeScorer(
-        vocoder,
-        extractor,
-        table,
-        voice.embedding,
-        log_f0,
-        device=synthesizer.device,
+        vocoder, extractor, table, voice.embedding, log_f0, device=synthesizer.device
     )
     return probe(synthesizer.model), probe(synthesizer.model_for(voice.adapted_params()))
 

@@ -290,7 +290,7 @@ def measure_clone(
     sets = []
     for spk in speakers:
         sets.append(build_speaker_set(spk, lengths))
-    # (each voice's row without its restored spread included)
+    # (each voice's row the other way round from [synth] restore_spread included)
     per_len = len(sentences) * (2 + len(knn_modes)) * (2 if adapt else 1)
     total = len(sentences) + sum(per_len * len(s.lengths) for s in sets)
     done = 0

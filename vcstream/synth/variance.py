@@ -61,8 +61,16 @@ def dct_basis(n: int) -> np.ndarray:
 
 def loud_frames(mel: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Frames within ``SILENCE_DB`` of the loudest (by mean log-mel): ``[T]`` booleans."""
-    level = mel.mean(0) * _LOG_TO_DB
-    return level > level.max() - SILENCE_DB
+    return _loud_levels(frame_levels_db(mel))
+
+
+def frame_levels_db(mel: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Each frame's level in dB: its mean log-mel (natural log of magnitude)."""
+    return mel.mean(0) * _LOG_TO_DB
+
+
+def _loud_levels(level_db: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    return level_db > level_db.max() - SILENCE_DB
 
 
 def cepstral_std(mels: Sequence[np.ndarray | torch.Tensor]) -> np.ndarray | None:
@@ -134,15 +142,16 @@ class SpreadMeter:
     """The spread of a live voice's spectral detail, over its latest ``window_s`` of
     voiced audio: ``feed`` voiced samples (16 kHz, as the live embedder hears them), read
     ``cepstral_std``. The audio is turned into mel frames once, a piece of ``piece_s`` at a
-    time (about 10 ms of work per second of voice, on the embedder's thread), and only the
-    frames' levels and detail coefficients are kept (bounded: ``window_s`` of frames)."""
+    time (about 18 ms of work per second of voice, nearly all of it resampling, on the
+    embedder's thread), and only the frames' levels and detail coefficients are kept
+    (bounded: ``window_s`` of frames)."""
 
     def __init__(
         self, sample_rate_hz: int = 16000, window_s: float = 30.0, piece_s: float = 1.0
     ) -> None:
         from collections import deque
 
-        from vcstream.audio.mel import HOP, SAMPLE_RATE_HZ
+        from vcstream.audio.mel import HOP, N_MELS, SAMPLE_RATE_HZ
 
         self.sample_rate_hz = sample_rate_hz
         self._piece = max(1, round(piece_s * sample_rate_hz))
@@ -151,7 +160,7 @@ class SpreadMeter:
         self._ceps: deque[np.ndarray] = deque(maxlen=frames)
         self._pending: list[np.ndarray] = []
         self._pending_n = 0
-        self._dct = dct_basis(80)[LOW:HIGH]
+        self._dct = dct_basis(N_MELS)[LOW:HIGH]
         self._cached: np.ndarray | None = None
         self._dirty = False
 
@@ -176,7 +185,7 @@ class SpreadMeter:
 
         mel = mel_spectrogram(resample(audio, self.sample_rate_hz, SAMPLE_RATE_HZ)).numpy()
         mel = mel.astype(np.float64)
-        self._levels.extend((mel.mean(0) * _LOG_TO_DB).tolist())
+        self._levels.extend(frame_levels_db(mel).tolist())
         self._ceps.extend((self._dct @ mel).T)
         self._dirty = True
 
@@ -187,7 +196,7 @@ class SpreadMeter:
         if self._dirty:
             self._dirty = False
             levels = np.fromiter(self._levels, np.float64, len(self._levels))
-            loud = levels > levels.max() - SILENCE_DB
+            loud = _loud_levels(levels)
             self._cached = None
             if int(loud.sum()) >= MIN_SPEAKER_FRAMES:
                 ceps = np.stack(list(self._ceps))[loud]
