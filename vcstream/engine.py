@@ -645,6 +645,7 @@ class Engine:
         # One thread for the small LSTM: with two, it contends with the synthesis thread
         # for both cores and its latency collapses (measured: 5 ms -> 50 ms median).
         torch.set_num_threads(1)
+        self.embedder.warm_up()
         ring = self.source.ring
         timer = self.metrics.timer("embed")
         heartbeat = self.heartbeats["capture"]

@@ -100,6 +100,13 @@ class IncrementalEmbedder:
             self._frozen = False
             self.voice_active = False
 
+    def warm_up(self) -> None:
+        """One-off costs of the first voice paid now, outside the lock (call it on the
+        embedder's thread before feeding it): the spread meter's resampler compiles in
+        about 1 s, and inside ``process`` it held up every reader of the estimate, the
+        synthesis thread's conditioning among them."""
+        self._spread.warm_up()
+
     def freeze(self) -> None:
         """Stop updating: voiced audio is ignored (meters still work) until ``unfreeze``."""
         with self._lock:

@@ -170,6 +170,14 @@ class SpreadMeter:
         self._pending, self._pending_n = [], 0
         self._cached, self._dirty = None, False
 
+    def warm_up(self) -> None:
+        """Compile the resampler now (about 1 s, once per process): the first measurement
+        would pay it on the embedder's thread, under its lock."""
+        from vcstream.audio.io import resample
+        from vcstream.audio.mel import SAMPLE_RATE_HZ
+
+        resample(np.zeros(160, np.float32), self.sample_rate_hz, SAMPLE_RATE_HZ)
+
     def feed(self, voiced: np.ndarray) -> None:
         if voiced.size == 0:
             return
