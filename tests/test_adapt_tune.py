@@ -221,3 +221,60 @@ def test_the_probe_scores_a_model_by_how_like_the_speaker_it_sounds(setup):
     plain = _loaded(setup, {n: torch.zeros_like(p) for n, p in synth.model.named_parameters()
                             if n.startswith("speaker.")})  # fmt: skip
     assert scorer(plain.model) < first - 0.01
+
+
+def test_the_decoder_hears_each_frames_pitch_movement_and_nothing_else_changes(setup):
+    tuner = _tuner(setup, frame_pitch=True)
+    model = tuner.model
+    batches = [tuner._batch(idx) for idx in tuner.train_batches + tuner.held_batches]
+    b = max(batches, key=lambda b: int((b.targets.voiced & b.mel_mask).sum()))
+    dev = b.pitch_deviation
+    assert dev is not None and dev.shape == b.targets.log_f0.shape
+    voiced = b.targets.voiced & b.mel_mask
+    assert torch.all(dev[~voiced] == 0)  # unvoiced and padding frames: no movement
+    # a voiced frame: its log F0 less its symbol's, in the pitch embedding's units
+    from vcstream.synth.fastpitch import regulate_length
+
+    sym, _ = regulate_length(b.abs_log_f0[..., None], b.durations, dev.shape[1])
+    want = (b.targets.log_f0 - sym[..., 0]).clamp(-math.log(2), math.log(2))
+    want = torch.where(voiced, want, 0.0) / model.cfg.norm.log_f0_std
+    assert torch.allclose(dev, want, atol=1e-5)
+    assert float(dev[voiced].abs().max()) > 0.01  # real speech moves within its symbols
+    # an octave error of the tracker moves it at most an octave
+    lf0 = b.targets.log_f0 + math.log(4.0) * voiced
+    far = model.frame_pitch_deviation(lf0, voiced, b.abs_log_f0, b.durations)
+    assert float(far.abs().max()) <= math.log(2) / model.cfg.norm.log_f0_std + 1e-5
+    # zero movement is the decoder without it; some movement changes the frames it hears
+    x, spk = b.decoder_input
+    m = b.mel_target.shape[2]
+    with torch.no_grad():
+        plain, _ = model._decode(x, b.durations, spk, m)
+        still, _ = model._decode(x, b.durations, spk, m, torch.zeros_like(dev))
+        moving, _ = model._decode(x, b.durations, spk, m, dev)
+    assert torch.allclose(plain, still, atol=1e-6)
+    assert float((moving - plain).abs().max()) > 1e-3
+    # plans without it leave the decoder as it was
+    assert _tuner(setup, frame_pitch=False)._batch(tuner.train_batches[0]).pitch_deviation is None
+
+
+def test_the_probe_never_keeps_a_model_whisper_cannot_read(setup):
+    from vcstream.adapt.probe import MAX_CER, UNUSABLE, ProbeScorer
+    from vcstream.asr import Transcriber
+    from vcstream.corpus.features import FeatureExtractor
+    from vcstream.vocoder.lite import load_lite
+
+    synth, prepared = setup
+    table = {s: i for i, s in enumerate(synth.symbols)}
+    scorer = ProbeScorer(
+        load_lite(), FeatureExtractor(), table, prepared.embedding, prepared.log_f0,
+        sentences=("Please bring me a cup of tea.",), transcriber=Transcriber(),
+    )  # fmt: skip
+    first = scorer(synth.model)  # the checkpoint's own: what later models may not fall below
+    assert first > UNUSABLE
+    assert scorer.allowed_cer == max(MAX_CER, scorer.last_cer)
+    # a decoder that says nothing (a flat mel: a hum) still has a GE2E embedding, but no words
+    mute = _loaded(setup, {n: torch.zeros_like(p) for n, p in synth.model.named_parameters()
+                           if n.startswith("to_mel.")})  # fmt: skip
+    assert scorer(mute.model) == UNUSABLE
+    assert scorer.last_cer > scorer.allowed_cer
+    assert scorer(synth.model) == pytest.approx(first, abs=1e-6)  # the gate keeps no state

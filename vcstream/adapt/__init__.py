@@ -28,7 +28,9 @@ pipeline::
 * ``selection``: what keeps the tuned parameters: ``"similarity"`` (default: the GE2E
   cosine of probe sentences, vocoded by ``probe_vocoder``, to the recordings;
   ``adapt.probe``) or ``"held-out loss"`` (the mel loss on held-out frames).
-* ``probe_vocoder``: the vocoder of those probes (a ``LiteVocoder``; loaded when not given).
+* ``probe_vocoder``: the vocoder of those probes (HiFi-GAN V1: ``vocoder`` when given,
+  else loaded). With a transcriber (given, or Whisper loaded here) a tuned model whose
+  probe sentences Whisper reads with more than 5 % CER (``probe.MAX_CER``) is never kept.
 * ``vocoder``: a ``HifiGanGenerator``; when given, the GE2E cosine of speech synthesised
   from new sentences to the recordings is measured before and after (``similarity_before``,
   ``similarity``; about 3 s more).
@@ -175,9 +177,11 @@ def adapt(
         from vcstream.adapt.probe import ProbeScorer
 
         if probe_vocoder is None:
-            from vcstream.vocoder.lite import load_lite
+            probe_vocoder = vocoder
+        if probe_vocoder is None:
+            from vcstream.vocoder.hifigan import HifiGanGenerator
 
-            probe_vocoder = load_lite(None, synthesizer.device)
+            probe_vocoder = HifiGanGenerator.from_checkpoint(None, synthesizer.device)
         scorer = ProbeScorer(
             probe_vocoder,
             extractor,
@@ -185,6 +189,7 @@ def adapt(
             prepared.embedding,
             prepared.log_f0,
             device=synthesizer.device,
+            transcriber=transcriber,
         )
     result = tuner.run(
         max_steps=steps,

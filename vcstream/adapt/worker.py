@@ -38,13 +38,11 @@ def worker_main(jobs, results, checkpoint: str | None, nice: int, threads: int) 
         from vcstream.errors import VcstreamError
         from vcstream.synth.fastpitch import FastPitchSynthesizer
         from vcstream.vocoder.hifigan import HifiGanGenerator
-        from vcstream.vocoder.lite import load_lite
 
         synth = FastPitchSynthesizer(checkpoint)
         extractor = FeatureExtractor("cpu")
         transcriber = Transcriber(cpu_threads=max(1, threads))
         vocoder = HifiGanGenerator.from_checkpoint()
-        probe_vocoder = load_lite(None, synth.device)  # scores the tuning (adapt.probe)
         warm_up()
     except Exception as err:  # reported to the parent, which says it
         results.put(("error", None, {"code": "model_missing", "message": f"{err}"}))
@@ -68,7 +66,7 @@ def worker_main(jobs, results, checkpoint: str | None, nice: int, threads: int) 
                 steps=steps or None,
                 progress=progress,
                 vocoder=vocoder if measure else None,
-                probe_vocoder=probe_vocoder,
+                probe_vocoder=vocoder,  # V1 scores the tuning (adapt.probe)
                 transcriber=transcriber,
                 extractor=extractor,
             )

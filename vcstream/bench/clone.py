@@ -274,10 +274,11 @@ def measure_clone(
     if adapt is not None:  # loaded once, not inside every adaptation's timing
         from vcstream.adapt import warm_up
         from vcstream.corpus.features import FeatureExtractor
-        from vcstream.vocoder.lite import load_lite
+        from vcstream.vocoder.hifigan import HifiGanGenerator
 
         extractor = FeatureExtractor(str(fastpitch.device))
-        probe_vocoder = load_lite(None, fastpitch.device)
+        # the probe's vocoder, as the daemon's adaptation process loads it
+        probe_vocoder = HifiGanGenerator.from_checkpoint(None, fastpitch.device)
         warm_up()  # as the daemon's adaptation process does when it loads its models
     fp_pipe = pipeline(fastpitch)
     # Every voice with a spread of spectral detail is also spoken the other way round from

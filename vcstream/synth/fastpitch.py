@@ -304,8 +304,37 @@ class FastPitch(nn.Module):
         e = (energy * mask)[:, None, :]
         return (self.pitch_emb(p) + self.energy_emb(e)).transpose(1, 2)
 
-    def _decode(self, x: torch.Tensor, durations: torch.Tensor, spk: torch.Tensor, max_len=None):
+    def frame_pitch_deviation(
+        self,
+        log_f0: torch.Tensor,  # [B, M] natural log of Hz per frame, 0 where unvoiced
+        voiced: torch.Tensor,  # [B, M] bool
+        abs_log_f0: torch.Tensor,  # [B, N] what the pitch embedding hears per symbol
+        durations: torch.Tensor,  # [B, N]
+    ) -> torch.Tensor:
+        """``[B, M]``: each voiced frame's log F0 less its symbol's, in the pitch
+        embedding's input units (0 where unvoiced; within an octave either way, so that a
+        tracker's octave error stays small)."""
+        m = log_f0.shape[1]
+        per_frame, _ = regulate_length(abs_log_f0[..., None], durations, m)
+        dev = torch.where(voiced, log_f0 - per_frame[..., 0], torch.zeros_like(log_f0))
+        octave = math.log(2.0)
+        return dev.clamp(-octave, octave) / self.cfg.norm.log_f0_std
+
+    def _decode(
+        self,
+        x: torch.Tensor,
+        durations: torch.Tensor,
+        spk: torch.Tensor,
+        max_len=None,
+        pitch_deviation: torch.Tensor | None = None,
+    ):
         frames, lens = regulate_length(x, durations, max_len)
+        if pitch_deviation is not None:
+            # The pitch embedding holds one pitch per symbol; the frames' own movement
+            # within it is added along the direction a pitch change takes there (the
+            # embedding is linear: the sum of its kernel taps). Zero deviation: as without.
+            direction = self.pitch_emb.weight.sum(-1)[:, 0]  # [d]
+            frames = frames + pitch_deviation[..., None].to(frames.dtype) * direction
         mask = sequence_mask(lens, frames.shape[1])
         out = self.to_mel(self.decoder(frames + spk, mask))  # normalised mel
         return out.transpose(1, 2), mask
