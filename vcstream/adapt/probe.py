@@ -20,7 +20,7 @@ The probe: ``PROBE_SENTENCES`` (text in no recording and in no benchmark sentenc
 by the model being tuned with the speaker's conditioning, vocoded by HiFi-GAN V1, embedded
 by the GE2E encoder, and compared by cosine to the recordings' embedding. With a
 transcriber, Whisper also reads the probe sentences: a model it reads with more than
-``MAX_CER`` (or than the checkpoint's own, where that is higher) is never kept, so that
+``MAX_CER`` (10 %, or than the checkpoint's own, where that is higher) is never kept, so that
 tuning longer cannot trade the words for the voice (on a dev speaker with one utterance,
 ktuberling/fr from 10 s, the benchmark sentences' CER rose from 0 % to 8-14 % after 50
 steps).
@@ -55,9 +55,12 @@ PROBE_SENTENCES = (
 
 # The score of a model that diverged, or (with a transcriber) whose probe sentences Whisper
 # reads with a character error rate above MAX_CER, or above the first model's (the
-# checkpoint's own) where that was higher: never kept.
+# checkpoint's own) where that was higher: never kept. Twice the benchmark's target,
+# because on two sentences one misheard word is 4-6 %: on a dev speaker (hedgewars/Default,
+# 6 s) voices 0.14 closer to the held-out recordings read 1.6-5.5 % from one step to the
+# next, and at 5 % every candidate of a 60-step run was refused.
 UNUSABLE = -1.0
-MAX_CER = 0.05
+MAX_CER = 0.10
 
 
 class ProbeScorer:
