@@ -261,20 +261,30 @@ def test_the_probe_never_keeps_a_model_whisper_cannot_read(setup):
     from vcstream.adapt.probe import MAX_CER, UNUSABLE, ProbeScorer
     from vcstream.asr import Transcriber
     from vcstream.corpus.features import FeatureExtractor
+    from vcstream.synth.fastpitch import frame_ids
     from vcstream.vocoder.lite import load_lite
 
     synth, prepared = setup
     table = {s: i for i, s in enumerate(synth.symbols)}
-    scorer = ProbeScorer(
-        load_lite(), FeatureExtractor(), table, prepared.embedding, prepared.log_f0,
-        sentences=("Please bring me a cup of tea.",), transcriber=Transcriber(),
-    )  # fmt: skip
-    first = scorer(synth.model)  # the checkpoint's own: what later models may not fall below
-    assert first > UNUSABLE
-    assert scorer.allowed_cer == max(MAX_CER, scorer.last_cer)
-    # a decoder that says nothing (a flat mel: a hum) still has a GE2E embedding, but no words
+    vocoder, extractor = load_lite(), FeatureExtractor()
+    text = "Please bring me a cup of tea."
+    # a decoder that says nothing (a flat mel, a hum, whatever the conditioning) ...
     mute = _loaded(setup, {n: torch.zeros_like(p) for n, p in synth.model.named_parameters()
                            if n.startswith("to_mel.")})  # fmt: skip
-    assert scorer(mute.model) == UNUSABLE
+    with torch.inference_mode():
+        ids = torch.tensor([frame_ids(extractor.phonemes(text), table)])
+        mel = mute.model.infer(ids, torch.from_numpy(prepared.embedding)[None])
+        hum = extractor.embedding(vocoder(mel[None]).reshape(-1).numpy())
+    # ... scored against its own hum's embedding: the most similar model there could be
+    scorer = ProbeScorer(
+        vocoder, extractor, table, hum, prepared.log_f0, sentences=(text,),
+        transcriber=Transcriber(),
+    )  # fmt: skip
+    first = scorer(synth.model)  # the checkpoint's own: the CER allowed after it
+    assert first > UNUSABLE and scorer.last_cer is not None
+    assert scorer.allowed_cer == max(MAX_CER, scorer.last_cer)
+    assert scorer(mute.model) == UNUSABLE  # closer to the target than anything, no words
     assert scorer.last_cer > scorer.allowed_cer
-    assert scorer(synth.model) == pytest.approx(first, abs=1e-6)  # the gate keeps no state
+    # a model no better than the best so far could not be kept: Whisper is not asked
+    assert scorer(synth.model) == pytest.approx(first, abs=1e-6)
+    assert scorer.last_cer is None

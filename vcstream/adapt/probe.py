@@ -65,7 +65,11 @@ MAX_CER = 0.10
 
 class ProbeScorer:
     """``scorer(model) -> float``: GE2E cosine of the probe sentences spoken by ``model``
-    to the speaker's embedding (higher is more like the speaker)."""
+    to the speaker's embedding (higher is more like the speaker).
+
+    With a ``transcriber`` a scorer belongs to one tuning run: its first call (the
+    checkpoint's own model) sets the CER allowed, and a model that scores above every
+    earlier one is read by Whisper and scored ``UNUSABLE`` when it reads worse."""
 
     def __init__(
         self,
@@ -86,7 +90,8 @@ class ProbeScorer:
         self.transcriber = transcriber
         self.sentences = tuple(sentences)
         self.allowed_cer: float | None = None  # set by the first call with a transcriber
-        self.last_cer: float | None = None
+        self.last_cer: float | None = None  # None: not read (or no transcriber)
+        self.best: float | None = None  # the highest score Whisper has passed
         self.device = torch.device(device)
         self.ids = [
             torch.tensor([frame_ids(extractor.phonemes(s), table)], device=self.device)
@@ -117,11 +122,17 @@ class ProbeScorer:
         if not np.isfinite(score):
             return UNUSABLE  # a diverged model
         if self.transcriber is not None:
+            # Read only a model that would be kept: one more like the speaker than every
+            # earlier one (Whisper costs about a third of a probe).
+            if self.best is not None and score <= self.best:
+                self.last_cer = None
+                return score
             self.last_cer = self._cer(audio)
             if self.allowed_cer is None:
                 self.allowed_cer = max(MAX_CER, self.last_cer)
             elif self.last_cer > self.allowed_cer:
                 return UNUSABLE
+            self.best = score
         return score
 
     def _cer(self, audio: list[np.ndarray]) -> float:
