@@ -31,10 +31,11 @@ thread) the probe stopped tuning too early. Curves on seven dev speaker-length p
 klettres/de from 30 s; 200 steps, no wall-clock budget, scored every 10): the lite probe
 peaked at step 20 on both ktuberling/fr lengths, where the benchmark's judge (V1, the
 bench sentences, the held-out recordings) read 0.680 / 0.691 and went on to 0.728 / 0.760
-by steps 100-150; the V1 probe rose with the judge. Kept by this schedule (V1 every 20
-steps, 4 evaluations' patience) the judge's mean over the seven was 0.751, by the lite
-probe's 0.733 (per pair: 0.680 -> 0.719, 0.691 -> 0.744, 0.715 -> 0.739, 0.734 -> 0.744,
-0.795 -> 0.798, 0.740 -> 0.740, 0.774 -> 0.772).
+by steps 100-150; the V1 probe rose with the judge. Kept by V1 every 20 steps (4
+evaluations' patience) the judge's mean over the seven was 0.751, every 40 (the schedule,
+``tune.SCORE_EVERY``) 0.750, by the lite probe's schedule 0.733 (per pair, lite -> V1
+every 20: 0.680 -> 0.719, 0.691 -> 0.744, 0.715 -> 0.739, 0.734 -> 0.744, 0.795 -> 0.798,
+0.740 -> 0.740, 0.774 -> 0.772).
 """
 
 from __future__ import annotations

@@ -155,12 +155,15 @@ BATCH_UTTERANCES = 1
 # always the first evaluation.
 EVAL_EVERY = 5
 PATIENCE_EVALS = 8  # stop after this many evaluations without a better held-out loss
-# With a scorer (``adapt.probe``), every 20 steps (a probe through HiFi-GAN V1 with its
-# Whisper check costs about 3 s on one thread, some 8 steps) and at most 4 evaluations
-# without a higher score; a voice must come out at least 0.01 more like the speaker than
-# zero-shot, else the checkpoint's own parameters are kept. Every 10 with the lite
-# vocoder's cheaper probe it stopped too early (``adapt.probe``).
-SCORE_EVERY = 20
+# With a scorer (``adapt.probe``), every 40 steps and after the last one (a probe through
+# HiFi-GAN V1 costs 2.5-6 s on one thread, 6-15 steps, more for a slow speaker: their
+# probe sentences are longer) and at most 4 evaluations without a higher score; a voice
+# must come out at least 0.01 more like the speaker than zero-shot, else the checkpoint's
+# own parameters are kept. Every 10 with the lite vocoder's cheaper probe it stopped too
+# early (``adapt.probe``). Every 20 the probes took so much of the 60 s budget on dev
+# speakers that from 30 s only 20-61 steps were left (klettres/en 20), and adapted voices
+# from 30 s came out further from the speaker than from 10 s (gap closed 65 % against 69 %).
+SCORE_EVERY = 40
 SCORE_PATIENCE_EVALS = 4
 MIN_SIMILARITY_GAIN = 0.01
 HELD_OUT_UTTERANCES_FROM = 4  # with fewer utterances, frames are held out instead
@@ -568,7 +571,11 @@ class Tuner:
         first = before if scorer is None else -score_before
         evals = [(0, first if scorer is None else score_before)]
         if scorer is not None and prosody_params:
+            # Timed too: with the speaker's tempo the probe sentences, and so every later
+            # probe, can be twice as long as the checkpoint's.
+            t = time.monotonic()
             first = -scorer(self.model)
+            eval_s = max(eval_s, time.monotonic() - t)
             evals.append((0, -first))
         best, best_step, since_best = first, 0, 0
         best_state = [p.detach().clone() for p in self.trainable]
