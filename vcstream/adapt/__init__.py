@@ -30,7 +30,7 @@ pipeline::
   ``adapt.probe``) or ``"held-out loss"`` (the mel loss on held-out frames).
 * ``probe_vocoder``: the vocoder of those probes (HiFi-GAN V1: ``vocoder`` when given,
   else loaded). With a transcriber (given, or Whisper loaded here) a tuned model whose
-  probe sentences Whisper reads with more than 5 % CER (``probe.MAX_CER``) is never kept.
+  probe sentences Whisper reads with more than 10 % CER (``probe.MAX_CER``) is never kept.
 * ``vocoder``: a ``HifiGanGenerator``; when given, the GE2E cosine of speech synthesised
   from new sentences to the recordings is measured before and after (``similarity_before``,
   ``similarity``; about 3 s more).
