@@ -49,12 +49,14 @@ def test_adapting_to_a_real_speaker_moves_the_output_towards_their_other_recordi
     data = rv.build_speaker_set(speaker, (6.0,), held_out_s=8.0)
     held_out = extractor.embedding(np.concatenate([s.audio for s in data.held_out]))
     refs = [(s.audio, rv.SAMPLE_RATE_HZ) for s in data.references[6.0]]
-    voice = adapt(synth, refs, seed=0, steps=40, transcriber=transcriber, extractor=extractor)
+    # 80 steps, the plan's own: at 40 the probe's gain over zero-shot was 0.0102, a hair over
+    # the 0.01 a voice must gain to be kept (0.07 at 80)
+    voice = adapt(synth, refs, seed=0, steps=80, transcriber=transcriber, extractor=extractor)
     assert voice.plan == "decoder-short" and 4.0 < voice.seconds <= 6.5  # under 8 s
     assert voice.transcripts and all(t.strip() for t in voice.transcripts)
     assert voice.cepstral_std is not None  # measured on the speech it was tuned on
     # kept by the probe: new sentences more like the recordings than zero-shot
-    assert voice.selected_by == "similarity" and voice.steps in (20, 40)
+    assert voice.selected_by == "similarity" and voice.steps in (40, 80)
     assert voice.probe_similarity >= voice.probe_similarity_before + 0.01
     zero_shot = VoiceConditioning(voice.embedding, voice.log_f0_mean, voice.log_f0_std)
     before = float(
