@@ -50,7 +50,7 @@ class AdaptedVoice:
     # zero-shot and adapted; None when no vocoder was given to measure it.
     similarity_before: float | None = None
     similarity: float | None = None
-    # What chose the kept parameters: "similarity" (the lite-vocoded probe's GE2E cosine to
+    # What chose the kept parameters: "similarity" (the V1-vocoded probe's GE2E cosine to
     # the recordings, ``adapt.probe``) or "held-out loss"; and that probe's figures.
     selected_by: str = "held-out loss"
     probe_similarity_before: float | None = None
