@@ -559,10 +559,10 @@ class Tuner:
         prosody_params = self._prosody_params()
         step_s = 0.0  # the slowest step so far: what the next one is expected to cost
 
-        def fits(steps: int = 1) -> bool:
+        def fits(n_steps: int = 1) -> bool:
             # Another step (or none) and the evaluation after it end before the deadline,
             # with EVAL_MARGIN for an evaluation slower than the slowest so far.
-            expected = steps * step_s + EVAL_MARGIN * eval_s
+            expected = n_steps * step_s + EVAL_MARGIN * eval_s
             return deadline is None or time.monotonic() + expected <= deadline
 
         def evaluate() -> tuple[float, dict[str, float]]:
