@@ -33,3 +33,42 @@ def test_a_smooth_envelope_stays_whole_and_a_harmonic_ripple_goes_to_the_fine_pa
 def test_coefficient_counts_outside_the_band_count_are_refused(coeffs):
     with pytest.raises(ValueError, match="envelope coefficients"):
         envelope_projection(80, coeffs)
+
+
+def _ripple_left_in_envelope(f0_hz: float, coeffs: int) -> float:
+    """Of a harmonic tone's log-mel (flat spectrum, F0 ``f0_hz``), how much of the
+    band-to-band ripple of the linear bands (under 1 kHz) the envelope keeps."""
+    import numpy as np
+
+    from vcstream.audio.mel import SAMPLE_RATE_HZ, mel_spectrogram
+
+    t = np.arange(SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
+    tone = sum(np.sin(2 * np.pi * k * f0_hz * t) for k in range(1, int(8000 / f0_hz))) / 10
+    mel = mel_spectrogram(tone.astype(np.float32)).mean(1)
+    env = envelope_projection(80, coeffs) @ mel
+
+    def ripple(x: torch.Tensor) -> float:
+        return float(np.diff(x.numpy()[:27], 2).std())
+
+    return ripple(env) / ripple(mel)
+
+
+@pytest.mark.parametrize("f0_hz", [120.0, 200.0, 290.0, 360.0, 430.0])
+def test_the_envelope_order_follows_the_voice_so_its_harmonics_stay_out(f0_hz):
+    from vcstream.adapt.tune import ENVELOPE_COEFFS, envelope_coeffs_for
+
+    coeffs = envelope_coeffs_for(f0_hz, ENVELOPE_COEFFS)
+    assert 8 <= coeffs <= ENVELOPE_COEFFS
+    # (measured: 0.07-0.23 of the ripple, where 24 coefficients keep 0.73-0.77 of a
+    # 290-360 Hz voice's)
+    assert _ripple_left_in_envelope(f0_hz, coeffs) < 0.3
+    if f0_hz >= 290.0:
+        assert coeffs < ENVELOPE_COEFFS
+        assert _ripple_left_in_envelope(f0_hz, ENVELOPE_COEFFS) > 0.4
+
+
+def test_a_lower_voice_never_gets_fewer_envelope_coefficients():
+    from vcstream.adapt.tune import envelope_coeffs_for
+
+    got = [envelope_coeffs_for(f, 24) for f in range(60, 1000, 10)]
+    assert got == sorted(got, reverse=True) and got[0] == 24 and got[-1] == 8

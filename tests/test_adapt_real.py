@@ -72,9 +72,17 @@ def test_adapting_to_a_real_speaker_moves_the_output_towards_their_other_recordi
     # The pitch path is the checkpoint's: the adaptation moved the spectral envelope of the
     # output, and much less its harmonic fine structure (fitting the whole mel smeared it,
     # and the output lost its voicing).
-    from vcstream.adapt.tune import ENVELOPE_COEFFS, envelope_projection, split_mel
+    from vcstream.adapt.tune import (
+        ENVELOPE_COEFFS,
+        envelope_coeffs_for,
+        envelope_projection,
+        split_mel,
+    )
 
-    lifter = envelope_projection(80, ENVELOPE_COEFFS)
+    # (a voice of about 360 Hz: 16 coefficients, where a low voice gets 24)
+    coeffs = envelope_coeffs_for(np.exp(voice.log_f0_mean), ENVELOPE_COEFFS)
+    assert coeffs == 16, coeffs
+    lifter = envelope_projection(80, coeffs)
     phonemes = extractor.phonemes(SENTENCES[0])
 
     def mel(v: VoiceConditioning) -> torch.Tensor:
