@@ -72,3 +72,4 @@ def test_a_lower_voice_never_gets_fewer_envelope_coefficients():
 
     got = [envelope_coeffs_for(f, 24) for f in range(60, 1000, 10)]
     assert got == sorted(got, reverse=True) and got[0] == 24 and got[-1] == 8
+    assert envelope_coeffs_for(500.0, 4) == 4  # never more than the plan's own

@@ -210,10 +210,10 @@ def envelope_projection(n_mels: int, coeffs: int) -> torch.Tensor:
 def envelope_coeffs_for(f0_hz: float, most: int, n_mels: int = N_MELS) -> int:
     """The envelope order for a voice whose F0 centre is ``f0_hz``: at most ``most``, and
     below the DCT coefficient at which its harmonics show in the linear (low) mel bands
-    (see ``ENVELOPE_COEFFS``); never under ``MIN_ENVELOPE_COEFFS``."""
+    (see ``ENVELOPE_COEFFS``); not under ``MIN_ENVELOPE_COEFFS`` unless ``most`` is."""
     band_hz = float(mel_to_hz(hz_to_mel(np.array(FMAX_HZ)) / (n_mels + 1)))
     ripple = 2 * n_mels * band_hz / max(float(f0_hz), 1.0)
-    return max(MIN_ENVELOPE_COEFFS, min(most, int(ripple)))
+    return min(most, max(MIN_ENVELOPE_COEFFS, int(ripple)))
 
 
 def split_mel(mel: torch.Tensor, lifter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
