@@ -64,7 +64,7 @@ import torch
 
 from vcstream.adapt.prepare import Utterance
 from vcstream.audio.filters import hz_to_mel, mel_to_hz
-from vcstream.audio.mel import FMAX_HZ, N_MELS
+from vcstream.audio.mel import FMAX_HZ, FMIN_HZ, N_MELS
 from vcstream.synth.fastpitch import FastPitch, Targets, frame_ids
 from vcstream.train.losses import LossWeights, masked_mse
 
@@ -215,7 +215,9 @@ def envelope_coeffs_for(f0_hz: float, most: int, n_mels: int = N_MELS) -> int:
     """The envelope order for a voice whose F0 centre is ``f0_hz``: at most ``most``, and
     below the DCT coefficient at which its harmonics show in the linear (low) mel bands
     (see ``ENVELOPE_COEFFS``); not under ``MIN_ENVELOPE_COEFFS`` unless ``most`` is."""
-    band_hz = float(mel_to_hz(hz_to_mel(np.array(FMAX_HZ)) / (n_mels + 1)))
+    # the filterbank's lowest band spacing (``audio.filters.mel_filterbank``)
+    low, high = hz_to_mel(np.array([FMIN_HZ, FMAX_HZ]))
+    band_hz = float(mel_to_hz(low + (high - low) / (n_mels + 1)) - FMIN_HZ)
     ripple = 2 * n_mels * band_hz / max(float(f0_hz), 1.0)
     return min(most, max(MIN_ENVELOPE_COEFFS, int(ripple)))
 
@@ -391,16 +393,13 @@ class Tuner:
         self._order: list[tuple[int, ...]] = []
         self.steps_done = 0
         self.lifter = None
-        self.envelope_coeffs: int | None = None  # this voice's (``envelope_coeffs_for``)
         if plan.envelope_coeffs is not None:
             if not self.encoder_frozen:
                 raise ValueError(f"plan {plan.name}: the envelope loss needs a frozen encoder")
-            self.envelope_coeffs = envelope_coeffs_for(
+            coeffs = envelope_coeffs_for(
                 math.exp(log_f0[0]), plan.envelope_coeffs, model.cfg.n_mels
             )
-            self.lifter = envelope_projection(model.cfg.n_mels, self.envelope_coeffs).to(
-                self.device
-            )
+            self.lifter = envelope_projection(model.cfg.n_mels, coeffs).to(self.device)
             # The checkpoint's own output is the fine-structure target: every batch's fixed
             # inputs are computed now, before any step changes the decoder.
             for idx in self.train_batches + self.held_batches:
