@@ -1,6 +1,13 @@
 """Adaptation on a real person's recordings (a dev-split speaker of the real-voice data,
-Debian hedgewars-data): Whisper transcripts, the model's alignment, a few seeded steps;
-speech in the adapted voice is closer to that speaker's held-out recordings."""
+Debian hedgewars-data): the clips' own texts (their file names), the model's alignment, a
+few seeded steps in float32; speech in the adapted voice is closer to that speaker's
+held-out recordings.
+
+Not Whisper's transcripts, nor bfloat16 where the CPU has it: with both the probe's Whisper
+check (``adapt.probe.MAX_CER``) decided the outcome, and it differed between hosts (on one
+with native bfloat16 80 steps were kept; on an AVX2 host, in float32, every candidate read
+11.8-13.4 % CER and none was). Transcription and the check have their own tests
+(``test_adapt_prepare``, ``test_adapt_tune``)."""
 
 from __future__ import annotations
 
@@ -20,7 +27,6 @@ SENTENCES = ("We should leave early if we want to catch the train.",)
 
 @pytest.fixture(scope="module")
 def models():
-    from vcstream.asr import Transcriber
     from vcstream.corpus.features import FeatureExtractor
     from vcstream.synth.fastpitch import FastPitchSynthesizer
     from vcstream.vocoder.hifigan import HifiGanGenerator
@@ -29,7 +35,6 @@ def models():
         FastPitchSynthesizer(),
         FeatureExtractor(),
         HifiGanGenerator.from_checkpoint(),
-        Transcriber(),
     )
 
 
@@ -43,20 +48,25 @@ def _speak(synth, extractor, vocoder, voice: VoiceConditioning) -> np.ndarray:
 
 
 def test_adapting_to_a_real_speaker_moves_the_output_towards_their_other_recordings(models):
-    synth, extractor, vocoder, transcriber = models
+    synth, extractor, vocoder = models
     (speaker,) = rv.get_speakers([SPEAKER])
     assert speaker.split == "dev"
     data = rv.build_speaker_set(speaker, (6.0,), held_out_s=8.0)
     held_out = extractor.embedding(np.concatenate([s.audio for s in data.held_out]))
-    refs = [(s.audio, rv.SAMPLE_RATE_HZ) for s in data.references[6.0]]
-    # 80 steps (the plan's own are 160; CI time): at 40 the probe's gain over zero-shot was
-    # 0.0102, a hair over the 0.01 a voice must gain to be kept (0.07 at 80)
-    voice = adapt(synth, refs, seed=0, steps=80, transcriber=transcriber, extractor=extractor)
+    segs = [s for s in data.references[6.0] if s.clip.text]
+    refs = [(s.audio, rv.SAMPLE_RATE_HZ) for s in segs]
+    # 80 steps (the plan's own are 160; CI time): measured, the probe's gain over zero-shot
+    # 0.086 at 40, 0.142 at 80
+    voice = adapt(
+        synth, refs, transcripts=[s.clip.text for s in segs], seed=0, steps=80,
+        extractor=extractor, precision="fp32",
+    )  # fmt: skip
     assert voice.plan == "decoder-short" and 4.0 < voice.seconds <= 6.5  # under 8 s
     assert voice.transcripts and all(t.strip() for t in voice.transcripts)
     assert voice.cepstral_std is not None  # measured on the speech it was tuned on
     # kept by the probe: new sentences more like the recordings than zero-shot
     assert voice.selected_by == "similarity" and voice.steps in (40, 80)
+    assert voice.probe_vocoder == "v1"  # no budget, no lite vocoder: V1 probes
     assert voice.probe_similarity >= voice.probe_similarity_before + 0.01
     zero_shot = VoiceConditioning(voice.embedding, voice.log_f0_mean, voice.log_f0_std)
     before = float(

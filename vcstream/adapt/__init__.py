@@ -23,13 +23,17 @@ pipeline::
 * ``steps`` / ``plan``: override the plan's step count, or the plan itself (a name of
   ``vcstream.adapt.tune.PLANS``); by default both follow the amount of speech.
 * ``progress(stage, fraction, info)``: called with stage ``"transcribe"``, ``"features"``,
-  ``"tune"`` (``info``: step, steps, and ``probe_similarity``, or ``held_out_loss`` with
-  ``selection="held-out loss"``) and ``"measure"``.
+  ``"probe"`` (``info``: ``vocoder``, which one probes), ``"tune"`` (``info``: step, steps,
+  and ``probe_similarity``, or ``held_out_loss`` with ``selection="held-out loss"``) and
+  ``"measure"``.
 * ``selection``: what keeps the tuned parameters: ``"similarity"`` (default: the GE2E
   cosine of probe sentences, vocoded by ``probe_vocoder``, to the recordings;
   ``adapt.probe``) or ``"held-out loss"`` (the mel loss on held-out frames).
 * ``probe_vocoder``: the vocoder of those probes (HiFi-GAN V1: ``vocoder`` when given,
-  else loaded). With a transcriber (given, or Whisper loaded here) a tuned model whose
+  else loaded), or ``lite_probe_vocoder`` (a ``LiteVocoder``) where, within
+  ``max_wall_s``, probes through V1 would take too much of the time left on this machine
+  (``probe.choose_probe_vocoder``; the choice is the voice's ``probe_vocoder``). With a
+  transcriber (given, or Whisper loaded here) a tuned model whose
   probe sentences Whisper reads with more than 10 % CER (``probe.MAX_CER``) is never kept.
 * ``vocoder``: a ``HifiGanGenerator``; when given, the GE2E cosine of speech synthesised
   from new sentences to the recordings is measured before and after (``similarity_before``,
@@ -106,6 +110,7 @@ def adapt(
     precision: str = "auto",
     selection: str = "similarity",
     probe_vocoder=None,
+    lite_probe_vocoder=None,
 ) -> AdaptedVoice:
     """Fine-tune ``synthesizer``'s model to the speaker of ``recordings`` (see the module
     docstring)."""
@@ -172,9 +177,9 @@ def adapt(
         precision=precision,
         device=synthesizer.device,
     )
-    scorer = None
+    scorer = probe_name = None
     if selection == "similarity":
-        from vcstream.adapt.probe import ProbeScorer
+        from vcstream.adapt.probe import ProbeScorer, choose_probe_vocoder
 
         if probe_vocoder is None:
             probe_vocoder = vocoder
@@ -182,6 +187,11 @@ def adapt(
             from vcstream.vocoder.hifigan import HifiGanGenerator
 
             probe_vocoder = HifiGanGenerator.from_checkpoint(None, synthesizer.device)
+        left = None if deadline is None else deadline - time.monotonic()
+        probe_vocoder, probe_name = choose_probe_vocoder(
+            probe_vocoder, lite_probe_vocoder, left, synthesizer.device
+        )
+        report("probe", 0.0, vocoder=probe_name)
         scorer = ProbeScorer(
             probe_vocoder,
             extractor,
@@ -213,6 +223,7 @@ def adapt(
         transcripts=[u.text for u in prepared.utterances],
         dropped=prepared.dropped,
         selected_by=selection,
+        probe_vocoder=probe_name,
         probe_similarity_before=result.score_before,
         probe_similarity=result.score,
         prosody_offsets=result.prosody,

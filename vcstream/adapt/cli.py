@@ -32,6 +32,7 @@ def adapt_references(
 ) -> AdaptedVoice:
     from vcstream.audio.io import read_wav
     from vcstream.corpus.features import FeatureExtractor
+    from vcstream.vocoder.lite import load_lite
 
     if transcripts is not None and len(transcripts) != len(paths):
         raise InputError(
@@ -55,6 +56,13 @@ def adapt_references(
                 file=sys.stderr,
                 flush=True,
             )
+        elif stage == "probe" and info.get("vocoder") == "lite":
+            print(
+                "adapting: probes through the lite vocoder (HiFi-GAN V1 is too slow on this "
+                "machine for the time budget)",
+                file=sys.stderr,
+                flush=True,
+            )
         elif stage in ("transcribe", "measure") and fraction == 0.0:
             # after the tuning line (drawn with \r), on a line of its own
             print(
@@ -70,6 +78,7 @@ def adapt_references(
         progress=progress,
         max_wall_s=max_wall_s,
         vocoder=rt.generator,
+        lite_probe_vocoder=load_lite(None, rt.device),
         extractor=extractor,
     )
     if not json_out:

@@ -208,7 +208,7 @@ class LiveAdapter:
                 for k in (
                     "plan", "parameters", "seconds", "steps", "held_out_loss_before",
                     "held_out_loss", "wall_s", "similarity_before", "similarity",
-                    "selected_by", "prosody_offsets",
+                    "selected_by", "probe_vocoder", "prosody_offsets",
                 )
             }  # fmt: skip
         return out

@@ -17,7 +17,8 @@ longer) was tried and dropped: on three dev speakers the gap closed was the same
 62 % from 10 / 30 s against 59 % / 63 %) and one row's CER rose to 11.5 %.
 
 The probe: ``PROBE_SENTENCES`` (text in no recording and in no benchmark sentence), spoken
-by the model being tuned with the speaker's conditioning, vocoded by HiFi-GAN V1, embedded
+by the model being tuned with the speaker's conditioning, vocoded by HiFi-GAN V1 (or by the
+lite vocoder where V1 is too slow for the time budget: ``choose_probe_vocoder``), embedded
 by the GE2E encoder, and compared by cosine to the recordings' embedding. With a
 transcriber, Whisper also reads the probe sentences: a model it reads with more than
 ``MAX_CER`` (10 %, or than the checkpoint's own, where that is higher) is never kept, so that
@@ -40,12 +41,14 @@ every 20: 0.680 -> 0.719, 0.691 -> 0.744, 0.715 -> 0.739, 0.734 -> 0.744, 0.795 
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from vcstream.audio.mel import SAMPLE_RATE_HZ
+from vcstream.audio.mel import N_MELS, SAMPLE_RATE_HZ
 from vcstream.synth.fastpitch import FastPitch, frame_ids
 
 # New sentences (not in any recording, nor among the benchmark's sentences): what the
@@ -65,6 +68,54 @@ PROBE_SENTENCES = (
 # 60-step run (7-13 %) was refused.
 UNUSABLE = -1.0
 MAX_CER = 0.10
+
+# Which vocoder probes within a wall-clock budget (``choose_probe_vocoder``). V1's cost per
+# second of audio differs fourfold between the machines measured, one thread each: 0.4-0.6
+# s on the hosts of earlier sessions (a probe 2.5-4 s), 2.0 s on an AMD EPYC with AVX2 only,
+# where a probe took 19-22 s with Whisper's reading, and within the 60 s budget the
+# checkpoint's and the tempo's probes left time for no tuning step (six dev speaker-length
+# pairs: 0 steps each). Where the probes a run needs at the least (the checkpoint's, the
+# tempo's and two of tuning) would take more than ``PROBE_SHARE`` of the time left, the
+# lite vocoder probes instead: noisier, and it stopped tuning earlier where V1 had all the
+# time it wanted (above), but it leaves the time for the steps.
+PROBES_PLANNED = 4
+PROBE_SHARE = 0.5
+PROBE_AUDIO_S = 6.7  # the probe sentences as the checkpoint speaks them (3.5 s + 3.2 s)
+CALIBRATION_FRAMES = 64  # about 0.74 s of audio: enough for the cost of a longer input
+_cost_per_audio_s: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+clock = time.monotonic  # the calibration's clock (a test gives its own)
+
+
+@torch.inference_mode()
+def vocoder_cost(vocoder: torch.nn.Module, device: torch.device | str = "cpu") -> float:
+    """Seconds of wall time per second of audio ``vocoder`` takes here, timed on a short
+    input after a warm-up call; measured once per vocoder object (this machine, this
+    process's threads)."""
+    cached = _cost_per_audio_s.get(vocoder)
+    if cached is not None:
+        return cached
+    mel = torch.zeros(1, N_MELS, CALIBRATION_FRAMES, device=device)
+    vocoder(mel[..., :8])  # first-call allocation, not the cost
+    t = clock()
+    audio = vocoder(mel)
+    cost = (clock() - t) / max(audio.shape[-1] / SAMPLE_RATE_HZ, 1e-6)
+    _cost_per_audio_s[vocoder] = cost
+    return cost
+
+
+def choose_probe_vocoder(
+    full: torch.nn.Module,
+    lite: torch.nn.Module | None,
+    seconds_left: float | None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.nn.Module, str]:
+    """``(vocoder, "v1" | "lite")``: ``full`` (HiFi-GAN V1), unless ``PROBES_PLANNED``
+    probes through it would take more than ``PROBE_SHARE`` of ``seconds_left`` (None: no
+    budget) and a ``lite`` vocoder is given."""
+    if lite is None or seconds_left is None:
+        return full, "v1"
+    planned = PROBES_PLANNED * PROBE_AUDIO_S * vocoder_cost(full, device)
+    return (lite, "lite") if planned > PROBE_SHARE * seconds_left else (full, "v1")
 
 
 class ProbeScorer:

@@ -176,7 +176,8 @@ EVAL_EVERY = 5
 PATIENCE_EVALS = 8  # stop after this many evaluations without a better held-out loss
 # With a scorer (``adapt.probe``), every 40 steps and after the last one (a probe through
 # HiFi-GAN V1 costs 2.5-6 s on one thread, 6-15 steps, more for a slow speaker: their
-# probe sentences are longer) and at most 4 evaluations without a higher score; a voice
+# probe sentences are longer; on a machine where it costs much more, the lite vocoder
+# probes, ``probe.choose_probe_vocoder``) and at most 4 evaluations without a higher score; a voice
 # must come out at least 0.01 more like the speaker than zero-shot, else the checkpoint's
 # own parameters are kept. Every 10 with the lite vocoder's cheaper probe it stopped too
 # early (``adapt.probe``). Every 20 the probes took so much of the 60 s budget on dev

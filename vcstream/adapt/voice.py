@@ -50,9 +50,11 @@ class AdaptedVoice:
     # zero-shot and adapted; None when no vocoder was given to measure it.
     similarity_before: float | None = None
     similarity: float | None = None
-    # What chose the kept parameters: "similarity" (the V1-vocoded probe's GE2E cosine to
-    # the recordings, ``adapt.probe``) or "held-out loss"; and that probe's figures.
+    # What chose the kept parameters: "similarity" (the vocoded probe's GE2E cosine to the
+    # recordings, ``adapt.probe``) or "held-out loss"; the probe's vocoder ("v1" or
+    # "lite", ``probe.choose_probe_vocoder``; None without a probe) and its figures.
     selected_by: str = "held-out loss"
+    probe_vocoder: str | None = None
     probe_similarity_before: float | None = None
     probe_similarity: float | None = None
     # The speaker's tempo taken with the parameters (``Tuner.prosody_offsets``): "duration"
@@ -98,6 +100,7 @@ class AdaptedVoice:
             "similarity_before": _round(self.similarity_before),
             "similarity": _round(self.similarity),
             "selected_by": self.selected_by,
+            "probe_vocoder": self.probe_vocoder,
             "probe_similarity_before": _round(self.probe_similarity_before),
             "probe_similarity": _round(self.probe_similarity),
             "prosody_offsets": {k: round(float(v), 4) for k, v in self.prosody_offsets.items()},
@@ -173,6 +176,7 @@ class AdaptedVoice:
                 similarity_before=data.get("similarity_before"),
                 similarity=data.get("similarity"),
                 selected_by=str(data.get("selected_by", "held-out loss")),
+                probe_vocoder=_optional_str(data.get("probe_vocoder")),
                 probe_similarity_before=data.get("probe_similarity_before"),
                 probe_similarity=data.get("probe_similarity"),
                 prosody_offsets=prosody,
@@ -185,3 +189,9 @@ class AdaptedVoice:
 
 def _round(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
+
+
+def _optional_str(x: object) -> str | None:
+    if x is not None and not isinstance(x, str):
+        raise ValueError(f"expected a string or null, got {type(x).__name__}")
+    return x

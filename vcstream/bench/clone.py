@@ -270,16 +270,20 @@ def measure_clone(
             max_text_chars=rt.cfg.synth.max_text_chars,
         )
 
-    extractor = probe_vocoder = None
+    extractor = probe_vocoder = lite_probe_vocoder = None
     if adapt is not None:  # loaded once, not inside every adaptation's timing
         from vcstream.adapt import warm_up
+        from vcstream.adapt.probe import vocoder_cost
         from vcstream.corpus.features import FeatureExtractor
         from vcstream.vocoder.hifigan import HifiGanGenerator
+        from vcstream.vocoder.lite import load_lite
 
         extractor = FeatureExtractor(str(fastpitch.device))
-        # the probe's vocoder, as the daemon's adaptation process loads it
+        # the probe's vocoders, as the daemon's adaptation process loads them
         probe_vocoder = HifiGanGenerator.from_checkpoint(None, fastpitch.device)
+        lite_probe_vocoder = load_lite(None, fastpitch.device)
         warm_up()  # as the daemon's adaptation process does when it loads its models
+        vocoder_cost(probe_vocoder, fastpitch.device)
     fp_pipe = pipeline(fastpitch)
     # Every voice with a spread of spectral detail is also spoken the other way round from
     # the configured one ([synth] restore_spread): with it restored, or without.
@@ -367,6 +371,7 @@ def measure_clone(
                         extractor=extractor,
                         max_wall_s=adapt_wall_s,
                         probe_vocoder=probe_vocoder,
+                        lite_probe_vocoder=lite_probe_vocoder,
                     )
                     voices["adapted"] = (adapted.conditioning(), time.perf_counter() - t0)
                     meta = adapted.metadata()
@@ -381,6 +386,7 @@ def measure_clone(
                             "held_out_loss_before",
                             "held_out_loss",
                             "selected_by",
+                            "probe_vocoder",
                             "probe_similarity_before",
                             "probe_similarity",
                             "prosody_offsets",
