@@ -49,6 +49,18 @@ checkpoint's): GE2E scored it higher on 4 of 5 dev speaker-length pairs, but it 
 overfitted the speaker's few symbols, and new sentences came out up to 7 times as long as
 with the tempo alone (ktuberling/fr from 30 s: 11566 frames for the six bench sentences,
 1782 with the tempo, 1581 zero-shot).
+
+Tried and dropped too (session 13): the speaker's pitch range, the pitch predictor's output
+layer scaled about its mean by the ratio of the spread of the speaker's per-symbol pitch to
+the predictor's, over voiced symbols (1.9-2.5 on dev speakers: the predictor's contour is
+about half as wide). Always applied (at most 2.5; an Intel Xeon, V1 probes) the adapted gap
+closed on three dev speakers went from 65.6 % / 65.4 % (10 / 30 s) to 68.3 % / 67.1 %, but
+ktuberling/fr from 10 s read 13.3 % CER and the F0 centre moved away from the speaker's
+(ktuberling/ca from 30 s: 2.72 st). Kept only where the probe preferred it (at most 2.0; an
+AMD EPYC, lite probes) 67.6 % / 68.2 % -> 66.6 % / 67.9 %, the F0 error from 30 s 0.87 ->
+1.23 st: the probe took it on 5 of 6 pairs, the bench's judge came out higher on 3 of them
+by 0.007-0.011 and lower on klettres/en from 30 s by 0.021 (its extra probe also cost
+steps).
 """
 
 from __future__ import annotations
