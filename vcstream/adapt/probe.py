@@ -103,6 +103,19 @@ def vocoder_cost(vocoder: torch.nn.Module, device: torch.device | str = "cpu") -
     return cost
 
 
+def load_probe_vocoders(
+    device: torch.device | str = "cpu",
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """``(HiFi-GAN V1, lite)`` for ``choose_probe_vocoder``, V1's cost timed now (where the
+    models are loaded), not inside an adaptation's budget."""
+    from vcstream.vocoder.hifigan import HifiGanGenerator
+    from vcstream.vocoder.lite import load_lite
+
+    full = HifiGanGenerator.from_checkpoint(None, device)
+    vocoder_cost(full, device)
+    return full, load_lite(None, device)
+
+
 def choose_probe_vocoder(
     full: torch.nn.Module,
     lite: torch.nn.Module | None,

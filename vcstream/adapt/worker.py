@@ -33,21 +33,17 @@ def worker_main(jobs, results, checkpoint: str | None, nice: int, threads: int) 
 
         torch.set_num_threads(max(1, threads))
         from vcstream.adapt import adapt, warm_up
-        from vcstream.adapt.probe import vocoder_cost
+        from vcstream.adapt.probe import load_probe_vocoders
         from vcstream.asr import Transcriber
         from vcstream.corpus.features import FeatureExtractor
         from vcstream.errors import VcstreamError
         from vcstream.synth.fastpitch import FastPitchSynthesizer
-        from vcstream.vocoder.hifigan import HifiGanGenerator
-        from vcstream.vocoder.lite import load_lite
 
         synth = FastPitchSynthesizer(checkpoint)
         extractor = FeatureExtractor("cpu")
         transcriber = Transcriber(cpu_threads=max(1, threads))
-        vocoder = HifiGanGenerator.from_checkpoint()
-        lite = load_lite()
         warm_up()
-        vocoder_cost(vocoder)  # timed once here, not inside every adaptation's budget
+        vocoder, lite = load_probe_vocoders("cpu")
     except Exception as err:  # reported to the parent, which says it
         results.put(("error", None, {"code": "model_missing", "message": f"{err}"}))
         return

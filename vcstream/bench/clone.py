@@ -273,17 +273,13 @@ def measure_clone(
     extractor = probe_vocoder = lite_probe_vocoder = None
     if adapt is not None:  # loaded once, not inside every adaptation's timing
         from vcstream.adapt import warm_up
-        from vcstream.adapt.probe import vocoder_cost
+        from vcstream.adapt.probe import load_probe_vocoders
         from vcstream.corpus.features import FeatureExtractor
-        from vcstream.vocoder.hifigan import HifiGanGenerator
-        from vcstream.vocoder.lite import load_lite
 
         extractor = FeatureExtractor(str(fastpitch.device))
-        # the probe's vocoders, as the daemon's adaptation process loads them
-        probe_vocoder = HifiGanGenerator.from_checkpoint(None, fastpitch.device)
-        lite_probe_vocoder = load_lite(None, fastpitch.device)
         warm_up()  # as the daemon's adaptation process does when it loads its models
-        vocoder_cost(probe_vocoder, fastpitch.device)
+        # the probe's vocoders, as the daemon's adaptation process loads them
+        probe_vocoder, lite_probe_vocoder = load_probe_vocoders(fastpitch.device)
     fp_pipe = pipeline(fastpitch)
     # Every voice with a spread of spectral detail is also spoken the other way round from
     # the configured one ([synth] restore_spread): with it restored, or without.
